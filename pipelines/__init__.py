@@ -1,0 +1,1 @@
+"""Orchestration: the ``dis-eval`` command, configs, training loop, evaluation, sweeps, comparison."""
