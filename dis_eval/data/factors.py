@@ -48,7 +48,7 @@ def classes_to_index(classes: np.ndarray) -> np.ndarray:
             f"factor classes need {NUM_FACTORS} columns {FACTOR_NAMES}, got shape {classes.shape}"
         )
     if np.any(classes < 0) or np.any(classes >= np.asarray(FACTOR_SIZES)):
-        raise ValueError(f"factor classes out of range; sizes are {dict(zip(FACTOR_NAMES, FACTOR_SIZES))}")
+        raise ValueError(f"factor classes out of range; sizes are {dict(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True))}")
     return classes @ STRIDES
 
 
