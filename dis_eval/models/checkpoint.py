@@ -1,0 +1,99 @@
+"""Checkpoint (de)serialisation: atomic writes, RNG states, and loading a trained model.
+
+Everything saved here loads with ``torch.load(..., weights_only=True)``: tensors, plain
+containers, numbers and strings only (numpy's RNG state is stored as a tensor).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dis_eval.errors import UserError
+
+MODEL_FILE = "model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then os.replace (atomic)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def global_rng_state() -> dict[str, Any]:
+    """Process-wide generators (torch CPU/CUDA, numpy, Python) as weights_only-safe values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
+                         npst["has_gauss"], npst["cached"]))
+    random.setstate(_to_tuples(state["python"]))
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+
+
+def _to_lists(x: Any) -> Any:
+    return [_to_lists(v) for v in x] if isinstance(x, tuple | list) else x
+
+
+def _to_tuples(x: Any) -> Any:
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError as exc:
+        raise UserError(f"no checkpoint at {path}") from exc
+
+
+def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu"
+               ) -> tuple[torch.nn.Module, dict]:
+    """Load a trained model: a run folder (its model.pt, else its latest checkpoint.pt) or a file.
+
+    Returns ``(model in eval mode on device, resolved training config dict)``.
+    """
+    from dis_eval.models import build_model  # local: the registry imports this module
+
+    path = Path(path_or_run_dir)
+    if path.is_dir():
+        path = path / MODEL_FILE if (path / MODEL_FILE).exists() else path / CHECKPOINT_FILE
+    if not path.exists():
+        raise UserError(f"no trained model at {path_or_run_dir} (expected a run folder with "
+                        f"{MODEL_FILE} or {CHECKPOINT_FILE}, or such a file)")
+    blob = load_checkpoint(path, map_location="cpu")
+    config = blob["config"]
+    state = blob["state_dict"] if "state_dict" in blob else blob["model"]
+    model, _ = build_model(config)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model, config
