@@ -1,0 +1,466 @@
+"""Sweep files: a base training config, a grid of settings, and how every run is scored.
+
+A sweep file (YAML) describes many runs at once::
+
+    name: table2
+    base: echo_dsprites.yaml        # a train config (path relative to this file, or a
+                                    # shipped config name), or an inline mapping
+    set: {steps: 300000}            # fixed overrides of the base for every job
+    grid:                           # cartesian product, key -> list of values
+      model: [echo, vae]
+      data:                         # a mapping is a set of *named alternatives*:
+        full: {data.subset: null}   #   each name sets one or more keys
+        dependent: {data.subset: authors}
+      seed: [0, 1, 2]
+    include:                        # optional: rows crossed with the grid; each row
+      - {beta: [1, 2, 4], tc_weight: 0}   # is itself a small grid, and rows that
+      - {beta: 1, tc_weight: [0, 10]}     # coincide are run once
+    evaluation: {metrics: [factor_vae, mig], representation: mean, protocol: subset, seed: 0}
+    notes: "what is assumed (printed when the sweep runs)"
+
+Keys are the training config's keys (dotted for nested ones), exactly as
+``dis-eval train CONFIG key=value`` takes them. Every job's config is resolved and
+validated before anything runs, so a bad grid value fails the whole sweep with one line.
+
+A job's run directory is named from the settings the file declares as swept (grid and
+include keys, in the order the file declares them), e.g. ``model=echo__beta=1__seed=0``: stable when lists
+grow, filesystem-safe, unique.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dis_eval.errors import UserError
+
+SWEEP_KEYS = ("name", "description", "base", "set", "grid", "include", "evaluation", "notes")
+EVAL_KEYS = ("metrics", "representation", "protocol", "seed", "settings", "device")
+REPRESENTATIONS = ("mean", "sample")
+PROTOCOLS = ("subset", "full")
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+MAX_NAME_LEN = 200
+
+# Resolves (base config mapping, {key: value} overrides) into a complete, validated
+# training config as a plain dict; raises UserError on bad keys or values.
+Resolver = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How each finished run is scored (arguments of ``pipelines.evaluate.evaluate_run``)."""
+
+    metrics: tuple[str, ...] | None = None  # None: the evaluator's default suite
+    representation: str = "mean"
+    protocol: str | None = None  # None: the evaluator's default for the run's data
+    seed: int = 0
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric overrides
+    device: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": list(self.metrics) if self.metrics is not None else None,
+            "representation": self.representation,
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "settings": copy.deepcopy(self.settings),
+            "device": self.device,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a sweep: its directory name, declared settings, resolved config, scoring."""
+
+    name: str
+    settings: dict[str, Any]  # the swept key -> value (named alternatives by their name)
+    train_config: dict[str, Any]  # complete resolved training config
+    evaluation: dict[str, Any]  # EvalSettings.as_dict()
+
+    @property
+    def fingerprint(self) -> str:
+        return config_fingerprint(self.train_config, self.evaluation)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "settings": self.settings,
+            "train_config": self.train_config,
+            "evaluation": self.evaluation,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep file (before job expansion)."""
+
+    name: str
+    source: Path | None
+    base: dict[str, Any]
+    fixed: dict[str, Any]
+    grid: list[tuple[str, list[tuple[str, dict[str, Any]]]]]  # axis -> [(label, {key: value})]
+    include: list[list[tuple[str, list[tuple[str, dict[str, Any]]]]]]  # rows, each a grid
+    evaluation: EvalSettings
+    notes: str = ""
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+    key_order: list[str] = field(default_factory=list)  # swept keys in declaration order (names)
+
+
+def config_fingerprint(train_config: Mapping[str, Any], evaluation: Mapping[str, Any]) -> str:
+    """A short stable hash of what a job computes (used to refuse reusing a run dir for
+    a different config)."""
+    blob = json.dumps({"train": train_config, "eval": evaluation}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def find_sweep_file(path: str | Path) -> Path:
+    """The sweep file at ``path``, or a shipped one by name (``table2`` / ``table2.yaml``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    for cand in (SHIPPED_CONFIGS / p.name, SHIPPED_CONFIGS / f"{p.name}.yaml"):
+        if not p.parent.parts and cand.is_file():
+            return cand
+    shipped = sorted(q.stem for q in SHIPPED_CONFIGS.glob("*.yaml")) if SHIPPED_CONFIGS.is_dir() else []
+    raise UserError(
+        f"sweep file {str(path)!r} not found (give a path, or one of the shipped configs: "
+        f"{', '.join(shipped) or 'none'})"
+    )
+
+
+def _load_yaml(path: Path, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise UserError(f"{what} {path} is not valid YAML{where}: fix its syntax") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and check a sweep file (see the module docstring for the format)."""
+    p = find_sweep_file(path)
+    raw = _load_yaml(p, "sweep file")
+    return parse_sweep(raw, source=p)
+
+
+def parse_sweep(raw: Any, source: Path | None = None) -> SweepSpec:
+    """Check a sweep mapping (as read from YAML); ``source`` anchors a relative ``base``."""
+    where = f"sweep file {source}" if source else "sweep"
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping with keys {', '.join(SWEEP_KEYS)}")
+    unknown = sorted(set(raw) - set(SWEEP_KEYS))
+    if unknown:
+        raise UserError(
+            f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(SWEEP_KEYS)}"
+        )
+    if "base" not in raw:
+        raise UserError(f"{where}: missing `base:` (a train config path or an inline mapping)")
+    base = _load_base(raw["base"], source, where)
+    fixed = raw.get("set") or {}
+    if not isinstance(fixed, dict):
+        raise UserError(f"{where}: `set:` must be a mapping of config key -> value")
+    grid = _parse_grid(raw.get("grid") or {}, f"{where}: grid")
+    include_raw = raw.get("include")
+    include: list = []
+    if include_raw is not None:
+        if not isinstance(include_raw, list) or not include_raw:
+            raise UserError(f"{where}: `include:` must be a non-empty list of mappings")
+        for i, row in enumerate(include_raw):
+            include.append(_parse_grid(row, f"{where}: include[{i}]", allow_scalars=True))
+    axes = [k for k, _ in grid]
+    for i, row in enumerate(include):
+        both = sorted(set(axes) & {k for k, _ in row})
+        if both:
+            raise UserError(
+                f"{where}: include[{i}] sets {', '.join(both)}, which the grid already sweeps; "
+                "set each key in one place"
+            )
+    swept = {key for _, alts in grid for _, kv in alts for key in kv}
+    swept |= {key for row in include for _, alts in row for _, kv in alts for key in kv}
+    clash = sorted(swept & set(fixed))
+    if clash:
+        raise UserError(
+            f"{where}: {', '.join(clash)} is both fixed under `set:` and swept; keep it in one place"
+        )
+    # Run names list swept keys in the order the file declares them (grid or include first,
+    # whichever comes first), so `include: [{model, beta}]` before `grid: {seed}` reads
+    # model=echo__beta=1__seed=0.
+    key_order: list[str] = []
+    blocks = [grid] if "include" not in raw else [grid, *include]
+    if "include" in raw and "grid" in raw and list(raw).index("include") < list(raw).index("grid"):
+        blocks = [*include, grid]
+    for block in blocks:
+        for axis, _ in block:
+            if axis not in key_order:
+                key_order.append(axis)
+    name = raw.get("name") or (source.stem if source else "sweep")
+    if not isinstance(name, str):
+        raise UserError(f"{where}: `name:` must be a string")
+    return SweepSpec(
+        name=name,
+        source=source,
+        base=base,
+        fixed=dict(fixed),
+        grid=grid,
+        include=include,
+        evaluation=parse_evaluation(raw.get("evaluation") or {}, where),
+        notes=str(raw.get("notes") or "").strip(),
+        description=str(raw.get("description") or "").strip(),
+        raw=raw,
+        key_order=key_order,
+    )
+
+
+def _load_base(base: Any, source: Path | None, where: str) -> dict[str, Any]:
+    if isinstance(base, dict):
+        return copy.deepcopy(base)
+    if not isinstance(base, str):
+        raise UserError(f"{where}: `base:` must be a train config path or an inline mapping")
+    cands = []
+    bp = Path(base)
+    if bp.is_absolute():
+        cands.append(bp)
+    else:
+        if source is not None:
+            cands.append(source.parent / bp)
+        cands += [SHIPPED_CONFIGS / bp, SHIPPED_CONFIGS / f"{base}.yaml", Path.cwd() / bp]
+    for cand in cands:
+        if cand.is_file():
+            data = _load_yaml(cand, "base config")
+            if not isinstance(data, dict):
+                raise UserError(f"{where}: base config {cand} must be a mapping of config keys")
+            return data
+    raise UserError(
+        f"{where}: base config {base!r} not found (looked beside the sweep file and in {SHIPPED_CONFIGS})"
+    )
+
+
+def _parse_grid(
+    raw: Any, where: str, allow_scalars: bool = False
+) -> list[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    """``{key: [values]}`` or ``{axis: {label: {key: value}}}`` -> ordered axes of alternatives."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} must be a mapping of config key -> list of values")
+    axes = []
+    for key, values in raw.items():
+        if not isinstance(key, str) or not key:
+            raise UserError(f"{where}: keys must be config key names, got {key!r}")
+        if isinstance(values, dict):
+            if not values:
+                raise UserError(f"{where}.{key}: an empty set of named alternatives")
+            alts = []
+            for label, kv in values.items():
+                if not isinstance(kv, dict) or not kv:
+                    raise UserError(
+                        f"{where}.{key}.{label}: a named alternative must be a non-empty mapping "
+                        "of config key -> value"
+                    )
+                alts.append((str(label), dict(kv)))
+        elif isinstance(values, list):
+            if not values:
+                raise UserError(f"{where}.{key}: an empty list sweeps nothing; give at least one value")
+            for v in values:
+                if isinstance(v, (dict, list)):
+                    raise UserError(
+                        f"{where}.{key}: values must be scalars (use named alternatives for several keys)"
+                    )
+            alts = [(format_value(v), {key: v}) for v in values]
+        elif allow_scalars:
+            alts = [(format_value(values), {key: values})]
+        else:
+            raise UserError(
+                f"{where}.{key} must be a list of values (or a mapping of named alternatives); "
+                "put a fixed value under `set:`"
+            )
+        labels = [lab for lab, _ in alts]
+        dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if dup:
+            raise UserError(f"{where}.{key}: value(s) {', '.join(dup)} listed twice")
+        axes.append((key, alts))
+    return axes
+
+
+def parse_evaluation(raw: Any, where: str = "sweep") -> EvalSettings:
+    """Check the ``evaluation:`` block."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: `evaluation:` must be a mapping with keys {', '.join(EVAL_KEYS)}")
+    unknown = sorted(set(raw) - set(EVAL_KEYS))
+    if unknown:
+        raise UserError(
+            f"{where}: unknown evaluation key(s) {', '.join(unknown)}; allowed: {', '.join(EVAL_KEYS)}"
+        )
+    metrics = raw.get("metrics")
+    if metrics is not None:
+        if isinstance(metrics, str):
+            metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+        if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
+            raise UserError(f"{where}: evaluation.metrics must be a list of metric names")
+        metrics = tuple(metrics)
+    rep = raw.get("representation", "mean")
+    if rep not in REPRESENTATIONS:
+        raise UserError(
+            f"{where}: evaluation.representation {rep!r} is not one of {', '.join(REPRESENTATIONS)}"
+        )
+    protocol = raw.get("protocol")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise UserError(f"{where}: evaluation.protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UserError(f"{where}: evaluation.seed must be a non-negative integer")
+    settings = raw.get("settings") or {}
+    if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
+        raise UserError(
+            f"{where}: evaluation.settings must map metric name -> {{setting: value}}, "
+            "e.g. {mig: {num_train: 1000}}"
+        )
+    if metrics is not None:
+        extra = sorted(set(settings) - set(metrics))
+        if extra:
+            raise UserError(
+                f"{where}: evaluation.settings names {', '.join(extra)}, not in evaluation.metrics"
+            )
+    device = raw.get("device")
+    if device is not None and not isinstance(device, str):
+        raise UserError(f"{where}: evaluation.device must be a string such as 'cuda' or 'cpu'")
+    return EvalSettings(
+        metrics=metrics,
+        representation=rep,
+        protocol=protocol,
+        seed=seed,
+        settings={k: dict(v) for k, v in settings.items()},
+        device=device,
+    )
+
+
+# ----------------------------------------------------------------------------- naming
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def format_value(value: Any) -> str:
+    """A value as it appears in a run directory name (``1``, ``0.0001``, ``none``, ``true``)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # repr is the shortest exact form; 10.0 and 10 name the same setting.
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return str(value)
+
+
+def _safe_token(text: str) -> str:
+    """Filesystem-safe, and still unique: a lossy clean-up gets a short hash of the original."""
+    clean = _SAFE.sub("-", text).strip(".") or "x"
+    if clean != text:
+        clean = f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
+    return clean
+
+
+def run_name(settings: Mapping[str, Any]) -> str:
+    """``key=value`` pairs joined by ``__`` (a long name is cut and given a hash)."""
+    if not settings:
+        return "base"
+    name = "__".join(f"{_safe_token(k)}={_safe_token(format_value(v))}" for k, v in settings.items())
+    if len(name) > MAX_NAME_LEN:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+        name = f"{name[: MAX_NAME_LEN - 12]}__{digest}"
+    return name
+
+
+# ----------------------------------------------------------------------------- expansion
+
+
+def _expand(axes: list[tuple[str, list[tuple[str, dict[str, Any]]]]]):
+    """Yield (settings label per axis, merged overrides) for every combination of ``axes``."""
+    for combo in itertools.product(*[alts for _, alts in axes]):
+        labels: dict[str, Any] = {}
+        overrides: dict[str, Any] = {}
+        for (axis, _), (label, kv) in zip(axes, combo, strict=True):
+            # A scalar axis keeps its value (so 1 stays an int in the manifest); a named
+            # alternative is shown by its name.
+            labels[axis] = kv[axis] if list(kv) == [axis] else label
+            overrides.update(kv)
+        yield labels, overrides
+
+
+def expand_jobs(
+    spec: SweepSpec,
+    resolve: Resolver,
+    extra_set: Mapping[str, Any] | None = None,
+    merged: list[tuple[str, str]] | None = None,
+) -> list[Job]:
+    """Every job of ``spec``, each config resolved and validated by ``resolve``.
+
+    The grid is crossed with each ``include`` row (or used alone without rows); settings
+    that coincide are run once. ``extra_set`` (the command line's ``--set``) overrides the
+    base for every job, and may not touch a swept key. Jobs whose resolved config equals
+    an earlier one's are dropped and, when ``merged`` is given, listed there as
+    ``(dropped name, kept name)``. Raises UserError naming the first
+    job whose config is invalid, before anything runs.
+    """
+    fixed = dict(spec.fixed)
+    swept = {key for _, alts in spec.grid for _, kv in alts for key in kv}
+    swept |= {key for row in spec.include for _, alts in row for _, kv in alts for key in kv}
+    if extra_set:
+        clash = sorted(swept & set(extra_set))
+        if clash:
+            raise UserError(
+                f"--set {', '.join(clash)}: swept by the sweep's grid/include; edit the sweep file instead"
+            )
+        fixed.update(extra_set)
+    rows = spec.include or [[]]
+    jobs: list[Job] = []
+    seen: dict[str, Job] = {}
+    by_fingerprint: dict[str, str] = {}
+    evaluation = spec.evaluation.as_dict()
+    for row in rows:
+        for grid_labels, grid_over in _expand(spec.grid):
+            for row_labels, row_over in _expand(row):
+                merged_labels = {**grid_labels, **row_labels}
+                settings = {k: merged_labels[k] for k in spec.key_order if k in merged_labels}
+                name = run_name(settings)
+                if name in seen:
+                    if seen[name].settings != settings:
+                        raise UserError(
+                            f"two different jobs would share run directory {name!r}; rename a value"
+                        )
+                    continue
+                overrides = {**fixed, **grid_over, **row_over}
+                try:
+                    config = resolve(copy.deepcopy(spec.base), overrides)
+                except UserError as exc:
+                    raise UserError(f"sweep {spec.name!r}, job {name}: {exc}") from None
+                job = Job(name=name, settings=settings, train_config=config, evaluation=evaluation)
+                fp = job.fingerprint
+                if fp in by_fingerprint:
+                    # e.g. "beta=1" and "beta=1, tc_weight=0" when 0 is the default: run once.
+                    if merged is not None:
+                        merged.append((name, by_fingerprint[fp]))
+                    continue
+                by_fingerprint[fp] = name
+                seen[name] = job
+                jobs.append(job)
+    return jobs
