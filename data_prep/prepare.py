@@ -12,7 +12,6 @@ When several flags are given they are tried in that order until one succeeds.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dis_eval.atomic import atomic_path, atomic_write_json
 from dis_eval.data import PREPARED_NAME, default_data_dir
 from dis_eval.data.dependent import PRESETS, Recipe, Subset, build_subset, search_seed, write_subset
 from dis_eval.data.factors import NUM_IMAGES
@@ -75,16 +75,7 @@ def provenance_path(out: Path) -> Path:
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    atomic_write_json(path, obj, sort_keys=True)
 
 
 @dataclass
@@ -116,16 +107,8 @@ def from_file(src: str | os.PathLike[str], out: Path, *, expected_blob_id: str |
         )
     loaded = read_any(src, require_full=True, progress=progress)  # keys, shapes, dtypes, values, order
     if src.suffix.lower() == ".npz":
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        try:
+        with atomic_path(out, suffix=".npz") as tmp:
             shutil.copyfile(src, tmp)
-            os.replace(tmp, out)
-        except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise UserError(f"cannot write {out}: {exc.strerror or exc}; choose another --out") from exc
     else:
         write_npz(out, loaded.packed, source=f"converted from {src.name} (git blob id {blob})", progress=progress)
     write_cache(out, loaded.packed, "official" if official else f"non-official file {src.name}")

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from dis_eval.atomic import atomic_write_json
 from dis_eval.errors import UserError
 from dis_eval.metrics import PRESETS, REGISTRY
 from dis_eval.metrics.suite import resolve_metrics, run_suite
@@ -127,16 +127,7 @@ def score_codes(data: Any, codes: Any, metrics: Any = None, seed: int = 0,
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_json(path, obj)
 
 
 def write_metrics(path: Path, result: dict[str, Any]) -> dict[str, Any]:

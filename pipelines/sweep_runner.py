@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dis_eval.atomic import atomic_write_json
 from pipelines.sweep_spec import Job
 
 LOCK_FILE = "sweep_lock.json"
@@ -59,11 +60,7 @@ class JobResult:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON via a temp file and ``os.replace`` so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, sort_keys=True, default=str)
 
 
 def read_json(path: Path) -> Any | None:

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 import yaml
 
+from dis_eval.atomic import atomic_write_text
 from dis_eval.errors import UserError
 from dis_eval.models import build_model, build_objective
 from dis_eval.models.checkpoint import (
@@ -78,21 +78,6 @@ def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
         return True
     # Auto: summary.json records whether it was used ("cuda_graph").
     return cfg.cuda_graph is None and device.type == "cuda" and has_api
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file atomically: temporary file in the same folder, fsync, os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def derive_seeds(seed: int, n: int) -> list[int]:

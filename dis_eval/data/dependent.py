@@ -17,11 +17,11 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dis_eval.atomic import atomic_path
 from dis_eval.data.factors import FACTOR_NAMES, FACTOR_SIZES, NUM_FACTORS, NUM_IMAGES, all_classes
 from dis_eval.errors import UserError
 
@@ -235,33 +235,19 @@ def write_subset(path: str | os.PathLike[str], subset: Subset) -> None:
     """Store a subset as HDF5 (atomically): ``indices``, ``classes`` and the recipe as attributes."""
     import h5py
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        try:
-            f = h5py.File(tmp, "w")
-        except OSError as exc:
-            raise UserError(f"cannot write {path}: {exc}; choose another --out") from exc
-        with f:
-            f.create_dataset("indices", data=subset.indices, compression="gzip")
-            f.create_dataset("classes", data=_classes()[subset.indices], compression="gzip")
-            a = f.attrs
-            a["bins"] = subset.recipe.bins
-            a["drop"] = subset.recipe.drop
-            a["seed"] = subset.recipe.seed
-            a["preset"] = subset.recipe.name or ""
-            a["generator"] = GENERATOR
-            a["num_kept"] = subset.num_kept
-            a["kept_fraction"] = subset.kept_fraction
-            a["total_correlation_nats"] = subset.total_correlation
-            a["factor_names"] = ",".join(FACTOR_NAMES)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("indices", data=subset.indices, compression="gzip")
+        f.create_dataset("classes", data=_classes()[subset.indices], compression="gzip")
+        a = f.attrs
+        a["bins"] = subset.recipe.bins
+        a["drop"] = subset.recipe.drop
+        a["seed"] = subset.recipe.seed
+        a["preset"] = subset.recipe.name or ""
+        a["generator"] = GENERATOR
+        a["num_kept"] = subset.num_kept
+        a["kept_fraction"] = subset.kept_fraction
+        a["total_correlation_nats"] = subset.total_correlation
+        a["factor_names"] = ",".join(FACTOR_NAMES)
 
 
 def read_subset(path: str | os.PathLike[str]) -> Subset:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from dis_eval.atomic import atomic_path
 from dis_eval.data.factors import (
     IMAGE_SIZE,
     NUM_IMAGES,
@@ -456,16 +457,11 @@ def write_npz(
     with ``source`` recording where the images came from. Nothing is left at ``path`` on error.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     if isinstance(packed_chunks, np.ndarray):
         arr = packed_chunks
         packed_chunks = (arr[i : i + CHUNK_IMAGES] for i in range(0, len(arr), CHUNK_IMAGES))
-    try:
-        try:
-            handle = open(tmp, "wb")
-        except OSError as exc:
-            raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from exc
-        with handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel, allowZip64=True) as zf:
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel, allowZip64=True) as zf:
             with zf.open("imgs.npy", "w", force_zip64=True) as fh:
                 header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE)}
                 np.lib.format.write_array_header_1_0(fh, header)
@@ -485,11 +481,4 @@ def write_npz(
                              ("metadata", np.array(official_metadata(source), dtype=object))):
                 with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
                     np.lib.format.write_array(fh, arr, allow_pickle=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
