@@ -1,0 +1,170 @@
+"""Latent traversals: for a few seed images, vary one latent at a time across its observed
+range (quantiles of the encoded data set) with the others fixed at the seed's code, and
+decode. A grid per seed image (rows latents, columns values) as PNG/PDF, and one animated
+GIF per seed image sweeping all latents at once (one tile per latent).
+
+Latents are ordered by rate (Echo: -E[log s_j]; VAE: KL to the prior) when available, else by
+the variance of their mean; inactive ones (variance of the mean <= 0.01) are marked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from dis_eval.plots.common import ACTIVE_VARIANCE, latent_variances, save_figure, save_gif
+
+Decoder = Callable[[np.ndarray], np.ndarray]  # codes (M, D) -> pixel probabilities (M, 64, 64)
+
+
+def traversal_values(mean: np.ndarray, num_values: int = 9, lo: float = 0.02, hi: float = 0.98) -> np.ndarray:
+    """(D, num_values): per latent, the quantiles at levels linspace(lo, hi) of its encoded means."""
+    levels = np.linspace(lo, hi, num_values)
+    return np.quantile(np.asarray(mean, dtype=np.float64), levels, axis=0).T
+
+
+def latent_order(mean: np.ndarray, rates: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """Latents sorted by decreasing rate, ties (within 1e-3 nats, e.g. Echo latents all at the
+    rate floor -log r) broken by decreasing variance of the mean; by variance alone without rates."""
+    var = latent_variances(mean)
+    if rates is not None:
+        return np.lexsort((-var, -np.round(np.asarray(rates, dtype=np.float64), 3))), "rate (ties: variance)"
+    return np.argsort(-var, kind="stable"), "variance"
+
+
+def traverse(decode: Decoder, seed_code: np.ndarray, values: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """Decoded grid (len(order), num_values, H, W): row r sets latent order[r] to each value."""
+    d, v = values.shape
+    order = list(order)
+    z = np.repeat(np.asarray(seed_code, dtype=np.float32)[None, :], len(order) * v, axis=0)
+    for r, j in enumerate(order):
+        z[r * v : (r + 1) * v, j] = values[j]
+    imgs = np.asarray(decode(z))
+    return imgs.reshape(len(order), v, *imgs.shape[-2:])
+
+
+def _row_label(j: int, variance: float, rate: float | None, threshold: float) -> str:
+    parts = [f"z{j}"]
+    if rate is not None:
+        parts.append(f"rate {rate:.2f} nats")
+    parts.append(f"var {variance:.2f}")
+    label = "\n".join(parts)
+    return label + "\nINACTIVE" if variance <= threshold else label
+
+
+def mosaic(grid: np.ndarray, gap: int = 2, fill: float = 0.55) -> np.ndarray:
+    """(R, C, H, W) tiles -> one (R*(H+gap)+gap, C*(W+gap)+gap) image with grey gaps."""
+    r, c, h, w = grid.shape
+    out = np.full((r * (h + gap) + gap, c * (w + gap) + gap), fill, dtype=np.float32)
+    for i in range(r):
+        for j in range(c):
+            y, x = gap + i * (h + gap), gap + j * (w + gap)
+            out[y : y + h, x : x + w] = grid[i, j]
+    return out
+
+
+def plot_traversal_grid(grid: np.ndarray, seed_image: np.ndarray, recon: np.ndarray, order: Sequence[int],
+                        values: np.ndarray, variances: np.ndarray, rates: np.ndarray | None,
+                        stem: str | Path, title: str, order_by: str,
+                        threshold: float = ACTIVE_VARIANCE) -> list[Path]:
+    """Draw one seed image's traversal grid as a single mosaic (one image, so PDF/PNG writing
+    stays fast); inactive rows are shown at reduced contrast with a red label."""
+    n_rows, n_cols, h, w = grid.shape
+    gap = 2
+    shown = grid.astype(np.float32).copy()
+    for r, j in enumerate(order):
+        if variances[j] <= threshold:
+            shown[r] = 0.3 + 0.4 * shown[r]  # washed out: still visible, clearly set apart
+    fig = plt.figure(figsize=(0.8 * n_cols + 3.2, 0.8 * n_rows + 1.3))
+    gs = fig.add_gridspec(1, 2, width_ratios=[1.0, n_cols * 1.0], wspace=0.32)
+    ax = fig.add_subplot(gs[0, 1])
+    ax.imshow(mosaic(shown, gap), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    centres = [gap + r * (h + gap) + h / 2 for r in range(n_rows)]
+    ax.set_yticks(centres)
+    labels = [_row_label(j, variances[j], None if rates is None else rates[j], threshold) for j in order]
+    ax.set_yticklabels(labels, fontsize=7)
+    for tick, j in zip(ax.get_yticklabels(), order, strict=True):
+        tick.set_color("red" if variances[j] <= threshold else "black")
+    ax.tick_params(axis="y", length=0)
+    for r, j in enumerate(order):
+        for c in range(n_cols):
+            ax.text(gap + c * (w + gap) + w / 2, gap + r * (h + gap) + h - 1, f"{values[j, c]:.2f}",
+                    ha="center", va="bottom", fontsize=5.5, color="yellow")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    side = fig.add_subplot(gs[0, 0])
+    pair = np.full((2 * h + 3 * gap + 10, w + 2 * gap), 1.0, dtype=np.float32)
+    pair[gap : gap + h, gap : gap + w] = seed_image
+    pair[h + 2 * gap + 10 : 2 * h + 2 * gap + 10, gap : gap + w] = recon
+    side.imshow(pair, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    side.set_xticks([])
+    side.set_yticks([gap + h / 2, h + 2 * gap + 10 + h / 2])
+    side.set_yticklabels(["input", "recon.\n(mean)"], fontsize=7)
+    side.tick_params(axis="y", length=0)
+    for spine in side.spines.values():
+        spine.set_visible(False)
+    fig.suptitle(f"{title}\nrows: latents by decreasing {order_by} (red: inactive, variance of the mean "
+                 f"<= {threshold:g})\ncolumns: the latent set to its 2%..98% quantiles over the encoded data "
+                 f"(value in yellow), the others fixed at the seed image's code", fontsize=8, y=0.99)
+    return save_figure(fig, stem)
+
+
+def _tile_frame(tiles: np.ndarray, labels: Sequence[str], inactive: np.ndarray, scale: int = 2) -> np.ndarray:
+    """Lay out (D, H, W) tiles side by side, a label above each and a 3-px bar under each:
+    green active, red inactive."""
+    from PIL import Image, ImageDraw
+
+    d, h, w = tiles.shape
+    gap, bar, top = 2, 3, 12
+    frame = np.full((top + h * scale + bar + 2 * gap, d * (w * scale + gap) + gap, 3), 60, dtype=np.uint8)
+    for k in range(d):
+        x0 = gap + k * (w * scale + gap)
+        tile = np.kron(np.clip(tiles[k], 0, 1), np.ones((scale, scale)))
+        frame[top : top + h * scale, x0 : x0 + w * scale, :] = (tile * 255).astype(np.uint8)[..., None]
+        colour = (200, 40, 40) if inactive[k] else (40, 180, 60)
+        frame[top + h * scale + 1 : top + h * scale + 1 + bar, x0 : x0 + w * scale] = colour
+    img = Image.fromarray(frame)
+    draw = ImageDraw.Draw(img)
+    for k, label in enumerate(labels):
+        draw.text((gap + k * (w * scale + gap) + 2, 0), label, fill=(255, 255, 255))
+    return np.asarray(img)
+
+
+def traversal_gif(grid: np.ndarray, order: Sequence[int], inactive_mask: np.ndarray, path: str | Path) -> Path:
+    """Animated GIF: frame t shows every latent (tiles in ``order``) at its t-th value, sweeping
+    low -> high -> low. Bars under the tiles: green active, red inactive."""
+    n_values = grid.shape[1]
+    sweep = list(range(n_values)) + list(range(n_values - 2, 0, -1))
+    labels = [f"z{j}" + (" (inactive)" if inactive_mask[j] else "") for j in order]
+    frames = [_tile_frame(grid[:, t], labels, inactive_mask[list(order)]) for t in sweep]
+    return save_gif(frames, path)
+
+
+def plot_traversals(decode: Decoder, mean: np.ndarray, seed_codes: np.ndarray, seed_images: np.ndarray,
+                    out_dir: str | Path, title: str = "", rates: np.ndarray | None = None,
+                    num_values: int = 9, threshold: float = ACTIVE_VARIANCE,
+                    names: Sequence[str] | None = None) -> list[Path]:
+    """Traversal grids (PNG, PDF) and GIFs for each seed image.
+
+    ``mean`` (N, D): encoded means of the data set (ranges and activity); ``seed_codes``
+    (K, D) and ``seed_images`` (K, 64, 64): the seed images and their mean codes.
+    """
+    out_dir = Path(out_dir)
+    values = traversal_values(mean, num_values)
+    variances = latent_variances(mean)
+    order, order_by = latent_order(mean, rates)
+    inactive = variances <= threshold
+    recons = np.asarray(decode(np.asarray(seed_codes, dtype=np.float32)))
+    paths: list[Path] = []
+    for k in range(len(seed_codes)):
+        name = names[k] if names is not None else f"seed{k}"
+        grid = traverse(decode, seed_codes[k], values, order)
+        paths += plot_traversal_grid(grid, seed_images[k], recons[k], order, values, variances, rates,
+                                     out_dir / f"traversal_{name}", f"{title} — seed image {name}".strip(" —"),
+                                     order_by, threshold)
+        paths.append(traversal_gif(grid, order, inactive, out_dir / f"traversal_{name}.gif"))
+    return paths
