@@ -100,3 +100,20 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "does not exist" in capsys.readouterr().err
     assert cli(["plot", str(tmp_path / "nothing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_echo_rate_floor_flags_untrained_echo(tmp_path: Path) -> None:
+    """The main job warns when every Echo latent still sits at -log r (nothing transmitted)."""
+    import json
+    import math
+
+    from pipelines.main_job import _echo_rate_floor
+
+    floor = -math.log(0.7622)
+    (tmp_path / "config.yaml").write_text("model: echo\necho_clip: 0.7622\n")
+    (tmp_path / "summary.json").write_text(json.dumps({"rate_per_dim": [floor + 1e-5] * 10}))
+    assert _echo_rate_floor(tmp_path) == pytest.approx(0.27155, abs=1e-4)
+    (tmp_path / "summary.json").write_text(json.dumps({"rate_per_dim": [floor] * 9 + [2.5]}))
+    assert _echo_rate_floor(tmp_path) is None
+    (tmp_path / "config.yaml").write_text("model: beta_vae\n")  # no clip: not an Echo run
+    assert _echo_rate_floor(tmp_path) is None
