@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,7 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
             if source.is_file():
                 print(f"    reusing {source} (delete it to render again)")
             else:
-                prepare_dsprites(source, render=True, progress=False)
+                prepare_dsprites(source, render=True, progress=sys.stderr.isatty())
         subset_path: str | None = None
         if d.subset is not None:
             if d.subset in ("authors", "paper-text"):
@@ -153,7 +154,7 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
             })
             t0 = time.perf_counter()
             print(f"    training {label} (model={model}, beta={beta:g}) -> {run_dir}", flush=True)
-            train(cfg, run_dir, progress=False)
+            train(cfg, run_dir, progress=sys.stderr.isatty())  # a live bar in a terminal, quiet in logs
             summary = json.loads((run_dir / "summary.json").read_text())
             print(f"    {label}: {summary.get('status')} after {summary.get('step')} steps in "
                   f"{time.perf_counter() - t0:.0f}s; final losses {_fmt(summary.get('final_losses'))}")
