@@ -19,14 +19,7 @@ from dis_eval.models.echo import (
     truncation_bound,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small ops: one thread avoids oversubscription on shared 2-core machines.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(("d", "r"), [(64, 0.7622), (63, 0.7591), (99, 0.8359), (100, 0.8373)])

@@ -23,14 +23,7 @@ from dis_eval.models import (
 from dis_eval.models.architecture import ConvEncoder, DeconvDecoder
 from dis_eval.models.discriminator import discriminator_accuracy, discriminator_loss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small ops: one thread avoids oversubscription on shared 2-core machines.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_encoder_is_dlib_conv_encoder() -> None:

@@ -26,12 +26,7 @@ FIXTURE = str(ROOT / "tests" / "data" / "dsprites_real_fixture.npz")
 TC_KEY = {"factor_vae": ["gamma=5"], "echo_tc": ["lambda=5"], "vae_tc": ["lambda=5"]}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _overrides(model: str, steps: int, every: int = 3) -> list[str]:
