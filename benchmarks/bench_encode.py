@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from dis_eval.data import DataSpec, load_data  # noqa: E402
 from dis_eval.encode import encode_data  # noqa: E402
-from dis_eval.models import build_model  # noqa: E402
+from dis_eval.models import MODELS, ModelSpec, build_model  # noqa: E402
 
 FULL = 737_280
 
@@ -51,7 +51,8 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     positions = None if args.rows is None else np.arange(min(args.rows, len(data)))
     n = len(data) if positions is None else len(positions)
-    model, _ = build_model({"model": args.model, "latents": 10, "d_max": 64})
+    family = MODELS[args.model].family
+    model, _ = build_model(ModelSpec(args.model, latents=10, d_max=64 if family == "echo" else None))
     model = model.to(dev).eval()
     results = []
     combos = [(int(b), cl, False) for b in args.batch_sizes.split(",") for cl in (True, False)]

@@ -7,7 +7,7 @@
 
 Modes, each timed in interleaved blocks (median of blocks, so a busy machine hurts all alike):
 - ``bare``: forward/backward/optimiser step on one fixed batch already resident on the device;
-- ``full``: the loop's own step (``pipelines.train.make_train_step``): draw rows with the device
+- ``full``: the loop's own step (``pipelines.train.engine.make_train_step``): draw rows with the device
   generator, unpack the bit-packed images on the device, forward/backward/step, update the
   device-side loss sums: the data path's cost is full / bare - 1;
 - ``graph`` (CUDA): the full step captured once in a CUDA graph and replayed (``cuda_graph: true``);
@@ -32,9 +32,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dis_eval.data import DataSpec  # noqa: E402
-from pipelines.config import TrainConfig  # noqa: E402
-from pipelines.train import StepGraph, build_training, resolve_device, train  # noqa: E402
+from dis_eval.config.train import TrainConfig  # noqa: E402
+from dis_eval.data import DataSpec, load_data  # noqa: E402
+from dis_eval.device import resolve_device  # noqa: E402
+from pipelines.train import train  # noqa: E402
+from pipelines.train.engine import StepGraph, build_training  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "data" / "dsprites_real_fixture.npz"
 TC = {"factor_vae": {"gamma": 10.0}, "echo_tc": {"lambda_tc": 5.0}, "vae_tc": {"lambda_tc": 5.0}}
@@ -65,8 +67,8 @@ def time_block(fn, n: int, device: torch.device) -> float:  # noqa: ANN001
 def bench_model(model: str, args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     cfg = make_config(model, args, cuda_graph=False)
-    cfg_dict = cfg.to_dict()
-    t = build_training(cfg, cfg_dict, device, DataSpec(cfg.data, cfg.subset))
+    data = load_data(DataSpec(cfg.data, cfg.subset), device=device)
+    t = build_training(cfg, data, device)
     x_fixed = t.data.images(torch.arange(cfg.batch_size, device=device) % len(t.data)).contiguous(memory_format=t.fmt)
 
     def bare() -> None:
@@ -80,7 +82,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
     modes = {"bare": bare, "full": t.train_step}  # (train_step: always the eager step)
     if device.type == "cuda" and not args.no_graph:
         gcfg = make_config(model, args, cuda_graph=True)
-        tg = build_training(gcfg, gcfg.to_dict(), device, DataSpec(gcfg.data, gcfg.subset))
+        tg = build_training(gcfg, data, device)
         modes["graph"] = StepGraph(tg.train_step, (tg.g_data, tg.g_noise), device)
     for fn in modes.values():  # warm-up (and, for the graph, capture)
         for _ in range(args.warmup):

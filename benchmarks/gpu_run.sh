@@ -31,7 +31,7 @@ fi
 for m in ${MODELS:-echo beta_vae}; do
   log "train $m for $STEPS steps"
   timeout 200 python -m pipelines.cli train pipelines/configs/$m.yaml steps=$STEPS data=$DATA device=$DEV \
-    checkpoint_every=$STEPS log_every=1000 $EXTRA --run-dir /tmp/runs/$m --no-progress >>"$O/log.txt" 2>&1
+    checkpoint_every=$STEPS log_every=1000 $EXTRA --out /tmp/runs/$m --quiet >>"$O/log.txt" 2>&1
   cat /tmp/runs/$m/summary.json >>"$O/log.txt" 2>/dev/null
   log "score $m (dlib defaults: mean representation)"
   timeout 120 python -m pipelines.cli evaluate /tmp/runs/$m --metrics factor_vae,mig --device $DEV \

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from dis_eval.data.official import OFFICIAL_NPZ_BLOB_ID, OFFICIAL_URL
+from dis_eval.atomic import atomic_path
+from dis_eval.data.official import OFFICIAL_NPZ_BLOB_ID, OFFICIAL_URL, git_blob_id
 from dis_eval.errors import UserError
 
 OFFLINE_HINT = "use --from FILE (the official .npz/.hdf5) or --render (draw the set on this machine)"
@@ -21,28 +21,25 @@ def download(
     timeout: float = 30.0,
     progress: bool = False,
 ) -> str:
-    """Stream ``url`` to ``dest`` through a temp file, verify its git blob id, then rename.
+    """Stream ``url`` to ``dest`` through a temp file beside it, verify its git blob id, then move it.
 
-    The blob id needs the size up front (``blob <size>\\0``), so the SHA-1 is computed after the
-    download from the temp file. Returns the blob id. On any failure nothing is left at ``dest``.
+    The blob id needs the size up front (``blob <size>\\0``), so it is computed after the download,
+    from the temp file. The temp file and the move are ``dis_eval.atomic.atomic_path``'s: on any
+    failure nothing is created at ``dest`` (a file already there is left as it was). Returns the
+    blob id.
     """
     from tqdm.auto import tqdm
 
     dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.download{os.getpid()}")
     try:
-        try:
-            resp = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - fixed https URL or test server
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UserError(f"cannot download {url} ({reason}); {OFFLINE_HINT}") from exc
-        try:
-            out = open(tmp, "wb")
-        except OSError as exc:
-            resp.close()
-            raise UserError(f"cannot write {dest}: {exc.strerror or exc}; choose another --out") from exc
+        resp = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - fixed https URL or test server
+    except (TimeoutError, urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"cannot download {url} ({reason}); {OFFLINE_HINT}") from exc
+    with resp, atomic_path(dest, suffix=".download") as tmp:
         total = int(resp.headers.get("Content-Length") or 0) or None
-        with resp, out, tqdm(total=total, desc="downloading dSprites", unit="B", unit_scale=True, disable=not progress, leave=False) as bar:
+        with open(tmp, "wb") as out, tqdm(total=total, desc="downloading dSprites", unit="B",
+                                           unit_scale=True, disable=not progress, leave=False) as bar:
             try:
                 while True:
                     buf = resp.read(1 << 20)
@@ -55,18 +52,7 @@ def download(
         size = tmp.stat().st_size
         if total is not None and size != total:
             raise UserError(f"download of {url} is truncated ({size} of {total} bytes); retry, or {OFFLINE_HINT}")
-        h = hashlib.sha1(b"blob %d\0" % size)
-        with open(tmp, "rb") as f:
-            for buf in iter(lambda: f.read(1 << 22), b""):
-                h.update(buf)
-        blob = h.hexdigest()
+        blob = git_blob_id(tmp)
         if blob != expected_blob_id:
             raise UserError(f"downloaded file has git blob id {blob}, expected {expected_blob_id}; not the official dSprites file")
-        os.replace(tmp, dest)
-        return blob
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    return blob

@@ -4,7 +4,7 @@ Full-set sources, tried in this order:
 1. ``--from FILE``: the official ``.npz`` (copied verbatim) or ``.hdf5`` (converted), validated:
    keys, shapes, dtypes, 0/1 values, latent order, and the upstream git blob id.
 2. ``--download``: the official URL, streamed to a temp file and blob-id verified.
-3. ``--render``: drawn on this machine by ``data_prep.render`` (SPEC.md §9).
+3. ``--render``: drawn on this machine by ``data_prep.render`` (geometry: docs/renderer.md).
 With no source flag, an official file already in the data directory (or disentanglement_lib's
 ``$DISENTANGLEMENT_LIB_DATA/dsprites/``) is used, else the set is rendered, and the output says so.
 When several flags are given they are tried in that order until one succeeds.
@@ -37,6 +37,13 @@ from dis_eval.data.official import (
 )
 from dis_eval.errors import UserError
 
+# What the provenance of a rendered set names as its renderer: the module and its documentation.
+RENDERER = "data_prep.render (docs/renderer.md)"
+
+
+class _ProbeDone(Exception):
+    """Raised inside ``atomic_path`` to discard the probe file instead of moving it into place."""
+
 
 def _log(msg: str) -> None:
     print(msg, flush=True)
@@ -55,18 +62,14 @@ def resolve_out(out: str | os.PathLike[str] | None, default_name: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the folder {path.parent}: {exc.strerror or exc}; choose another --out") from exc
-    # Probe now so an unwritable target fails before minutes of work, not after.
-    probe = path.with_name(f".{path.name}.probe{os.getpid()}")
+    # Probe now so an unwritable target fails before minutes of work, not after: atomic_path
+    # creates its temporary file beside ``path`` (a one-line UserError if it cannot), and the
+    # exception makes it remove that file without touching ``path``.
     try:
-        with open(probe, "wb"):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from exc
-    finally:
-        try:
-            os.unlink(probe)
-        except OSError:
-            pass
+        with atomic_path(path, suffix=".probe"):
+            raise _ProbeDone
+    except _ProbeDone:
+        pass
     return path
 
 
@@ -139,10 +142,10 @@ def from_render(out: Path, *, workers: int | None = None, progress: bool = True)
     t0 = time.perf_counter()
     packed = render_full(workers=workers, progress=progress)
     t_render = time.perf_counter() - t0
-    write_npz(out, packed, source="rendered by dis-eval data_prep.render (SPEC.md §9); not the official file", progress=progress)
+    write_npz(out, packed, source=f"rendered by dis-eval {RENDERER}; not the official file", progress=progress)
     write_cache(out, packed, "render")
     mean = mean_pixel(packed)
-    prov = {"source": "render", "renderer": "data_prep.render (shared/reference/dsprites/SPEC.md §9)",
+    prov = {"source": "render", "renderer": RENDERER,
             "official": False, "mean_pixel": mean, "render_seconds": round(t_render, 2)}
     return PrepareResult(out, "render", prov)
 

@@ -1,4 +1,4 @@
-"""A faithful dSprites renderer (reference: shared/reference/dsprites/SPEC.md §2-§5, §9).
+"""A faithful dSprites renderer; its specification and measured accuracy are docs/renderer.md.
 
 Geometry, in pixels of the 64x64 image, y pointing down, pixel (i, j) sampled at its centre
 (j + 0.5, i + 0.5): the sprite centre is (16 + 32 posX, 16 + 32 posY); a shape point (u, v)
@@ -8,10 +8,10 @@ at scale 1 and orientation 0 goes to x = cx + s (u cos t + v sin t), y = cy + s 
 * square: half-side 9.6 s. Vertices are rounded to 1/256 px and every edge test is done in exact
   integer arithmetic on that grid, with OpenGL's top-left tie rule with y flipped (a centre on an
   edge is inside for left edges and for horizontal edges with the inside above them). This
-  reproduces the real squares bit for bit (SPEC §4).
-* ellipse: semi-axes 12.7625 s (u) and 7.2166 s (v), a smooth ellipse.
+  reproduces all but 4 of 21,582 real squares bit for bit (docs/renderer.md, "Squares").
+* ellipse: semi-axes 12.7625 s (u) and 7.2166 s (v), a smooth ellipse (docs/renderer.md, "Ellipses").
 * heart: the measured 434-vertex outline (``assets/heart_outline_scale1_px.csv``), star-shaped
-  about the origin, filled by point sampling.
+  about the origin, filled by point sampling (docs/renderer.md, "Hearts").
 
 Everything is vectorised over many images. Squares and ellipses are solved per image row as an
 interval of columns; hearts are tested per pixel inside a window around the sprite. Rows are

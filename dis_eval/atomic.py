@@ -1,9 +1,10 @@
 """Atomic file writes: readers see the old file or the complete new one, never half of one.
 
-Everything the project writes (data sets, subsets, checkpoints, configs, metrics.json, figures)
-goes through :func:`atomic_path`: write to a temporary file in the same folder (same file
-system, so ``os.replace`` is atomic), fsync, rename; on any error the temporary file is removed
-and an existing file at ``path`` is left untouched.
+Everything the project writes (data sets, subsets, checkpoints, configs, metrics.json, figures,
+tables, sweep state) goes through this module, the only place that renames a file into place:
+write to a temporary file in the same folder (same file system, so ``os.replace`` is atomic),
+fsync, rename; on any error the temporary file is removed and an existing file at ``path`` is
+left untouched.
 """
 
 from __future__ import annotations
@@ -18,24 +19,37 @@ from typing import IO, Any
 
 from dis_eval.errors import UserError
 
+# mkstemp makes 0600 files; a written file gets the permissions open() would have given it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+TEMP_MARK = ".tmp-"  # temporary files are hidden and marked: ``.<name>.tmp-<random><suffix>``
+
+
+def _temp_beside(path: Path, suffix: str) -> Path:
+    """A new empty temporary file in ``path``'s folder (created when missing)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from exc
+    os.close(fd)
+    return Path(name)
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and move it onto ``path``.
 
     ``suffix`` lets writers that insist on an extension (numpy's ``.npz``, h5py) get one.
+    The parent folder is created when missing.
     """
     path = Path(path)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temp_beside(path, suffix)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -47,7 +61,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """``open(path, mode)`` that only replaces ``path`` once the block finishes without error."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', not {mode!r}")
-    with atomic_path(path) as tmp, open(tmp, mode) as fh:
+    with atomic_path(path) as tmp, open(tmp, mode, encoding="utf-8" if mode == "w" else None) as fh:
         yield fh
 
 
@@ -58,3 +72,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, **dumps_kwargs: Any) -> None:
     atomic_write_text(path, json.dumps(obj, **({"indent": 2} | dumps_kwargs)) + "\n")
+
+
+def atomic_create_json(path: str | os.PathLike, obj: Any) -> bool:
+    """Create ``path`` holding ``obj`` only if nothing is there yet: an atomic create-if-absent
+    whose content is complete from the first moment. True when created, False when it existed."""
+    path = Path(path)
+    tmp = _temp_beside(path, ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(obj) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        try:
+            os.link(tmp, path)  # fails when the target exists
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folder``; returns what was removed."""
+    gone = [p for p in Path(folder).glob(f".*{TEMP_MARK}*") if p.is_file()]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone

@@ -1,36 +1,33 @@
-"""``dis-eval compare RUNS...``: score tables (mean ± sd over seeds) and score plots.
+"""Compare runs: score tables (mean ± sd over seeds) and score plots for the runs in or below some folders.
 
-    dis-eval compare runs/                      # every run folder below runs/
-    dis-eval compare runs/a runs/b --out cmp    # named runs, outputs in ./cmp
-
-Reads every run's config.yaml and metrics.json, groups runs by configuration (every config
-key except the seed and execution settings such as the device), and writes into --out:
-scores.csv (numbers: mean, sd with ddof=1, n per score), scores.md, scores.tex, the paper's
-Table 2 layout (table2.csv/.md/.tex: rows beta or lambda settings, columns data set > score >
-model, nested as in the paper), missing.txt (runs without metrics, never dropped silently) and plots
-(scores_by_config, score_vs_beta, score_vs_lambda; PNG and PDF).
+``compare_runs`` is the library function behind ``dis-eval compare`` (its command line is
+pipelines/cli/compare.py) and the main job. It reads every run's config and metrics, groups runs
+by configuration (every config key except the seed and execution settings such as the device),
+and writes into ``out_dir``: scores.csv (numbers: mean, sd with ddof=1, n per score), scores.md,
+scores.tex, the paper's Table 2 layout (table2.csv/.md/.tex: rows beta or lambda settings,
+columns data set > score > model, nested as in the paper), missing.txt (runs without metrics,
+never dropped silently) and plots (scores_by_config, score_vs_beta, score_vs_lambda; PNG and PDF).
+pandas and matplotlib load only when a comparison runs.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from dis_eval import results
-from dis_eval.errors import UserError
-
-DEFAULT_OUT = "comparison"
 
 
-def compare_runs(paths: Sequence[str | Path], out_dir: str | Path, scores: Sequence[str] | None = None,
+def compare_runs(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, scores: Sequence[str] | None = None,
                  digits: int = 2, plots: bool = True, log: Callable[[str], Any] = print) -> results.CompareOutputs:
-    """Tables and plots for the runs in/below ``paths``; prints the tables; returns what was written."""
+    """Tables and plots for the runs in/below ``paths``; logs the tables; returns what was written
+    (``outputs.files``: name -> path, plots included)."""
     runs = results.discover_runs(paths)
     out_dir = Path(out_dir)
     outputs = results.write_comparison(runs, out_dir, scores, digits)
-    grouped = results.group_runs(runs)
+    grouped = outputs.grouped
     n_scored = sum(len(m) for _, m in grouped.groups)
     log(f"{len(runs)} run(s), {n_scored} with scores, {len(grouped.groups)} configuration(s)")
     if n_scored:
@@ -46,14 +43,13 @@ def compare_runs(paths: Sequence[str | Path], out_dir: str | Path, scores: Seque
         for line in outputs.missing:
             log(f"  {line}")
     if plots and n_scored:
-        score_names = list(scores) if scores is not None else results.default_scores(
-            [r for _, rs in grouped.groups for r in rs])
-        outputs.files.update(_plots(grouped, out_dir, score_names, log))
+        outputs.files.update(_plots(grouped, out_dir, outputs.scores, log))
     return outputs
 
 
 def _plots(grouped: results.Grouped, out_dir: Path, scores: list[str], log: Callable[[str], Any]) -> dict[str, Path]:
-    from dis_eval.plots import plot_score_vs_param, plot_scores_by_config
+    """The score plots (PNG and PDF) into ``out_dir``; returns name -> path."""
+    from dis_eval.plots.scores import plot_score_vs_param, plot_scores_by_config
 
     long = results.long_scores(grouped, scores)
     files: dict[str, Path] = {}
@@ -73,29 +69,3 @@ def _plots(grouped: results.Grouped, out_dir: Path, scores: list[str], log: Call
     else:
         log("no runs with a TC weight (lambda > 0): score_vs_lambda not drawn")
     return files
-
-
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("compare", help="mean ± sd score tables over seeds (CSV, Markdown, LaTeX, Table 2) and plots",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, or folders containing run folders")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default ./{DEFAULT_OUT})")
-    p.add_argument("--scores", default=None,
-                   help="comma-separated scores (headline names like mig, or metric.key like factor_vae.eval_accuracy); "
-                        "default: every headline score present")
-    p.add_argument("--digits", type=int, default=2, help="decimals in the Markdown/LaTeX tables (default 2)")
-    p.add_argument("--no-plots", action="store_true", help="tables only")
-    p.set_defaults(func=_cmd_compare)
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    if not 0 <= args.digits <= 8:
-        raise UserError("--digits must be between 0 and 8")
-    scores = [s.strip() for s in args.scores.split(",") if s.strip()] if args.scores else None
-    if scores is not None and not scores:
-        raise UserError("--scores is empty; name at least one score, e.g. --scores factor_vae,mig")
-    outputs = compare_runs(args.runs, args.out, scores, args.digits, plots=not args.no_plots)
-    print("\nwritten:")
-    for name, path in outputs.files.items():
-        print(f"  {name:24s} {path}")
-    return 0

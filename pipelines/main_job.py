@@ -1,19 +1,9 @@
-"""``dis-eval main``: the whole pipeline end to end, on built-in defaults, into one folder.
-
-    dis-eval main                       # ./dis-eval-output, ~15 min on a 2-core CPU
-    dis-eval main --out demo --steps 3000 --device cuda
-    dis-eval main --data tests/data/dsprites_real_fixture.npz --quick   # a one-minute smoke run
-
-Stages: (1) prepare dSprites (rendered on this machine unless --data names an official-format
-file) and the authors' dependent subset; (2) train a small Echo model and a small beta-VAE on
-the subset; (3) score both on the subset's rows (protocol "subset", encoder means, DCI left
-out: it is the slow metric); (4) figures per run; (5) a comparison table. Everything lands
-under the output folder, described in its README.txt. Defaults live in ``MainJobDefaults``.
-"""
+"""The main job: every stage end to end on built-in defaults (``MainJobDefaults``) into one
+folder, the data loaded once and passed to each stage; ``dis-eval main`` (pipelines/cli/main_job.py)
+runs it."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -24,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dis_eval.atomic import atomic_write_json, atomic_write_text
 from dis_eval.errors import UserError
+from dis_eval.run_dir import RunDir
 
 DEFAULT_OUT = "dis-eval-output"
 
@@ -67,8 +57,9 @@ def quick(defaults: MainJobDefaults) -> MainJobDefaults:
              "sap": {"num_train": n, "num_test": n // 2},
              "modularity_explicitness": {"num_train": n, "num_test": n // 2},
              "irs": {"num_train": n}, "unsupervised": {"num_train": n}}
+    metrics = ("factor_vae", "mig")
     return dataclasses.replace(defaults, steps=min(defaults.steps, 30), batch_size=16,
-                               metrics=("factor_vae", "mig"), metric_settings=small,
+                               metrics=metrics, metric_settings={m: small[m] for m in metrics},
                                plot_seed_images=1, plot_traversal_values=5, plot_noise_draws=3)
 
 
@@ -98,20 +89,22 @@ class _Stage:
 
 def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
     """Run every stage; returns a manifest of what was written where."""
-    import torch
-
     from data_prep.prepare import prepare_dependent, prepare_dsprites
+    from dis_eval.config.evaluation import EvalConfig
+    from dis_eval.config.train import TrainConfig
     from dis_eval.data import DataSpec, load_data
+    from dis_eval.data.dependent import PRESETS as SUBSET_PRESETS
+    from dis_eval.data.spec import PREPARED_NAME
+    from dis_eval.device import resolve_device
     from pipelines.compare import compare_runs
-    from pipelines.config import TrainConfig
     from pipelines.evaluate import evaluate_run
-    from pipelines.plot import PlotSettings, make_run_figures
+    from pipelines.figures import PlotSettings, make_run_figures
     from pipelines.train import train
 
     out = Path(d.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data_dir, runs_dir, cmp_dir = out / "data", out / "runs", out / "comparison"
-    device = d.device if d.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(d.device))
     stage = _Stage(5)
     manifest: dict[str, Any] = {"out": str(out), "device": device, "settings": _jsonable(dataclasses.asdict(d))}
 
@@ -122,14 +115,14 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
                 raise UserError(f"--data {d.data} not found; give an official-format .npz/.hdf5 or leave it out to render")
             print(f"    using {source} as the image source (not copied)")
         else:
-            source = data_dir / "dsprites_full.npz"
+            source = data_dir / PREPARED_NAME
             if source.is_file():
                 print(f"    reusing {source} (delete it to render again)")
             else:
                 prepare_dsprites(source, render=True, progress=sys.stderr.isatty())
         subset_path: str | None = None
         if d.subset is not None:
-            if d.subset in ("authors", "paper-text"):
+            if d.subset in SUBSET_PRESETS:
                 sub = prepare_dependent(data_dir / f"dependent_{d.subset}.h5", preset=d.subset, progress=False)
                 subset_path = str(data_dir / f"dependent_{d.subset}.h5")
                 manifest["subset"] = {"recipe": sub.recipe.describe(), "kept_fraction": sub.kept_fraction,
@@ -141,6 +134,7 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
               + (f" of the dependent subset {data.info.get('subset')}" if subset_path else " (full set)"))
         manifest["data"] = {"source": str(source), "subset": subset_path, "rows": len(data)}
 
+    # The data is loaded once, on the training device, and passed to every stage below.
     run_dirs: list[Path] = []
     with stage(f"train {len(d.models)} models x {d.steps} steps"):
         for model, label, beta in d.models:
@@ -154,8 +148,8 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
             })
             t0 = time.perf_counter()
             print(f"    training {label} (model={model}, beta={beta:g}) -> {run_dir}", flush=True)
-            train(cfg, run_dir, progress=sys.stderr.isatty())  # a live bar in a terminal, quiet in logs
-            summary = json.loads((run_dir / "summary.json").read_text())
+            train(cfg, run_dir, progress=sys.stderr.isatty(), data=data)  # a live bar in a terminal, quiet in logs
+            summary = RunDir(run_dir).read_summary() or {}
             print(f"    {label}: {summary.get('status')} after {summary.get('step')} steps in "
                   f"{time.perf_counter() - t0:.0f}s; final losses {_fmt(summary.get('final_losses'))}")
             floor = _echo_rate_floor(run_dir)
@@ -165,11 +159,11 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
             run_dirs.append(run_dir)
 
     with stage("score (protocol: subset rows, " + f"{d.representation} codes; metrics: {', '.join(d.metrics)})"):
-        settings = d.metric_settings or None
+        eval_config = EvalConfig(metrics=d.metrics, representation=d.representation,
+                                 protocol="subset" if subset_path else None, seed=d.seed,
+                                 settings=d.metric_settings, device=device)
         for run_dir in run_dirs:
-            result = evaluate_run(run_dir, metrics=list(d.metrics), seed=d.seed, representation=d.representation,
-                                  protocol="subset" if subset_path else None, settings_overrides=settings,
-                                  device=device)
+            result = evaluate_run(run_dir, eval_config, data=data)
             heads = ", ".join(f"{k} {v:.3f}" for k, v in result["headline"].items() if isinstance(v, float))
             print(f"    {run_dir.name}: {heads}")
         if d.metric_settings:
@@ -194,21 +188,20 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
                      "comparison": {k: str(v) for k, v in outputs.files.items()},
                      "missing": outputs.missing, "timings_s": stage.timings,
                      "total_s": round(time.perf_counter() - stage.t_job, 1)})
-    _write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    _write(out / "README.txt", _readme(d, manifest, run_dirs, subset_path))
+    atomic_write_json(out / "manifest.json", manifest)
+    atomic_write_text(out / "README.txt", _readme(d, manifest, run_dirs, subset_path))
     _where(out, manifest, run_dirs)
     return manifest
 
 
 def _echo_rate_floor(run_dir: Path) -> float | None:
     """-log r when every latent of an Echo run sits at the rate floor (within 1e-3 nats), else None."""
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text())
-    clip = cfg.get("echo_clip")
-    rates = summary.get("rate_per_dim") or []
+    run = RunDir(run_dir)
+    clip = run.read_config().model_spec.echo_clip
+    rates = (run.read_summary() or {}).get("rate_per_dim") or []
     if clip is None or not rates:
         return None
-    floor = -math.log(float(clip))
+    floor = -math.log(clip)
     return floor if all(abs(r - floor) < 1e-3 for r in rates) else None
 
 
@@ -220,12 +213,6 @@ def _fmt(losses: Any) -> str:
 
 def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
-
-
-def _write(path: Path, text: str) -> None:
-    from dis_eval.results import write_text_atomic
-
-    write_text_atomic(path, text)
 
 
 def _readme(d: MainJobDefaults, m: dict[str, Any], run_dirs: list[Path], subset: str | None) -> str:
@@ -290,46 +277,3 @@ def _where(out: Path, m: dict[str, Any], run_dirs: list[Path]) -> None:
     if m["missing"]:
         print("  runs missing scores: " + "; ".join(m["missing"]))
     print("=" * 72, flush=True)
-
-
-def register(subparsers: Any) -> None:
-    d = MainJobDefaults()
-    p = subparsers.add_parser("main", help="the whole pipeline end to end into one folder (the README's first command)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=d.out, help=f"output folder (default ./{d.out})")
-    p.add_argument("--data", default=None, help="official-format dSprites .npz/.hdf5 to use instead of rendering")
-    p.add_argument("--subset", default=d.subset,
-                   help=f"dependent subset to train/score on: authors, paper-text, a recipe, a .h5, or none (default {d.subset})")
-    p.add_argument("--steps", type=int, default=None, help=f"training batches per model (default {d.steps}; --quick: 30)")
-    p.add_argument("--beta", type=float, default=None, help="beta of both models (default 1)")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"training and scoring seed (default {d.seed})")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--plot-rows", type=int, default=None, help="encode only N random rows for the figures (default all)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke test: 30 steps, batch 16, FactorVAE score and MIG on 400 samples, fewer figures "
-                         "(numbers not meaningful)")
-    p.set_defaults(func=_cmd_main)
-
-
-def _cmd_main(args: argparse.Namespace) -> int:
-    d = MainJobDefaults()
-    if args.quick:
-        d = quick(d)
-    changes: dict[str, Any] = {"out": args.out, "data": args.data, "seed": args.seed, "device": args.device,
-                               "subset": None if str(args.subset).lower() in ("none", "full", "") else args.subset,
-                               "plot_rows": args.plot_rows}
-    if args.steps is not None:
-        if args.steps < 1:
-            raise UserError("--steps must be at least 1")
-        changes["steps"] = args.steps
-    if args.beta is not None:
-        if args.beta < 0:
-            raise UserError("--beta must be >= 0")
-        changes["models"] = tuple((m, label, args.beta) for m, label, _ in d.models)
-    d = dataclasses.replace(d, **changes)
-    out = Path(d.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
-    print(f"dis-eval main: output folder {out.resolve()}", flush=True)
-    run_main_job(d)
-    return 0

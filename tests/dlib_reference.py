@@ -37,7 +37,8 @@ def import_dlib_metrics() -> dict[str, Any]:
 
 
 class DlibData:
-    """dlib's GroundTruthData interface over a ``dis_eval`` data object (full grid)."""
+    """dlib's GroundTruthData interface over a ``dis_eval`` data object (rows with distinct
+    factor combinations: a full grid of any sizes, in any row order, or a subset)."""
 
     def __init__(self, data: Any) -> None:
         self.data = data

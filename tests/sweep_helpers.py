@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.sweep_spec import Job
+from dis_eval.run_dir import RunDir
+from pipelines.sweep.spec import Job
 
 
 def merge_resolver(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -24,8 +25,9 @@ def merge_resolver(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 
 
 def _finish(job: Job, run_dir: Path, **extra: Any) -> None:
-    (run_dir / "model.pt").write_text(json.dumps({"config": job.train_config, **extra}))
-    (run_dir / "metrics.json").write_text(json.dumps({"settings": job.settings, **extra}))
+    run = RunDir(run_dir)
+    run.model.write_text(json.dumps({"config": job.train_config, **extra}))
+    run.metrics.write_text(json.dumps({"settings": job.settings, **extra}))
 
 
 def _count_call(run_dir: Path) -> int:
@@ -52,7 +54,7 @@ def kill_once_job(job: Job, run_dir: Path) -> None:
     _count_call(run_dir)
     if job.train_config.get("behaviour") == "fail":
         raise RuntimeError(f"deliberate failure of {job.name}")
-    ckpt = run_dir / "checkpoint.pt"
+    ckpt = RunDir(run_dir).checkpoint
     if job.train_config.get("behaviour") == "kill_once" and not ckpt.exists():
         ckpt.write_text(json.dumps({"step": 5}))
         os.kill(os.getpid(), signal.SIGKILL)

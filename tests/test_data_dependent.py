@@ -1,4 +1,4 @@
-"""Dependent-factor subsets: the authors' recipe reproduced exactly (spec/dependent-dsprites.md)."""
+"""Dependent-factor subsets: the authors' recipe reproduced exactly (docs/dependent-subsets.md)."""
 
 from __future__ import annotations
 

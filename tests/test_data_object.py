@@ -176,3 +176,138 @@ def test_images_on_gpu(real: GroundTruthData) -> None:
     assert gpu.packed.is_cuda
     out = gpu.images(np.arange(10))
     assert out.is_cuda and torch.equal(out.cpu(), real.images(np.arange(10)))
+
+
+# ---- any discrete factor grid; a user's factors file ----------------------------------------
+SMALL_SIZES = (3, 5, 6)
+
+
+def test_small_grid_sampling_matches_disentanglement_lib() -> None:
+    util = _import_dlib_state_space()
+    space = util.SplitDiscreteStateSpace(list(SMALL_SIZES), [0, 1, 2])
+    grid = GroundTruthData.grid(factor_sizes=SMALL_SIZES)
+    assert grid.is_full_grid and len(grid) == 90 and grid.factor_names == ("factor0", "factor1", "factor2")
+    ours, ref = np.random.RandomState(5), np.random.RandomState(5)
+    for n in (1, 16, 500):
+        assert np.array_equal(grid.sample_factors(n, ours), space.sample_latent_factors(n, ref))
+    assert ours.randint(1 << 30) == ref.randint(1 << 30)
+    # the same grid given row by row in another order draws the same combinations
+    order = np.random.RandomState(0).permutation(90)
+    shuffled = GroundTruthData.from_factors(grid.classes[order])
+    assert shuffled.is_full_grid
+    a, b = np.random.RandomState(9), np.random.RandomState(9)
+    pos = shuffled.sample_batches(100, 16, b)
+    assert np.array_equal(shuffled.classes[pos], grid.classes[grid.sample_batches(100, 16, a)])
+
+
+def _subset_and_user_rows() -> list[GroundTruthData]:
+    grid = GroundTruthData.grid(factor_sizes=SMALL_SIZES)
+    rs = np.random.RandomState(1)
+    sub = grid.restrict(np.sort(rs.choice(90, 60, replace=False)))
+    rows = np.repeat(grid.classes, rs.randint(0, 3, size=90), axis=0)
+    return [sub, GroundTruthData.from_factors(rows[rs.permutation(len(rows))])]
+
+
+@pytest.mark.parametrize("data", [GroundTruthData.grid(), GroundTruthData.grid(factor_sizes=SMALL_SIZES),
+                                  *_subset_and_user_rows()], ids=["dsprites", "grid356", "subset", "user_rows"])
+def test_batched_draws_equal_the_single_draws(data: GroundTruthData) -> None:
+    """The metrics' batch draws (replayed in bulk on a full grid) are the single draws in turn."""
+    f = data.num_factors
+    a, b = np.random.RandomState(11), np.random.RandomState(11)
+    got = data.sample_batches(100, 16, a)
+    want = np.concatenate([data.sample_positions(m, b) for m in [16] * 6 + [4]])
+    assert np.array_equal(data.classes[got], data.classes[want])
+    ks, pos = data.sample_fixed_factor_batches(20, 8, a)
+    for v in range(20):
+        assert ks[v] == b.randint(f)
+        assert np.array_equal(data.classes[pos[v]], data.sample_fixed_factor(8, int(ks[v]), b))
+        assert np.all(data.classes[pos[v], ks[v]] == data.classes[pos[v][0], ks[v]])
+    ks, p1, p2 = data.sample_paired_batches(20, 8, a)
+    for v in range(20):
+        k = b.randint(f)
+        assert ks[v] == k
+        if data.is_full_grid:  # dlib's draw: two batches, the second's factor k copied
+            f1, f2 = data.sample_factors(8, b), data.sample_factors(8, b)
+            f2[:, k] = f1[:, k]
+        else:  # a uniform batch, each partner among the rows sharing its factor k
+            q1 = data.sample_positions(8, b)
+            f1, f2 = data.classes[q1], data.classes[data.sampler.partners(q1, k, b)]
+        assert np.array_equal(data.classes[p1[v]], f1) and np.array_equal(data.classes[p2[v]], f2)
+        assert np.array_equal(data.classes[p1[v], k], data.classes[p2[v], k])
+    assert a.randint(1 << 30) == b.randint(1 << 30)  # both random states in lockstep
+
+
+def test_user_rows_repeat_and_miss_combinations() -> None:
+    classes = np.array([[0, 1], [0, 1], [2, 0], [1, 1], [2, 1], [0, 0]])
+    data = GroundTruthData.from_factors(classes, ("hue", "size"))
+    assert data.factor_sizes == (3, 2) and data.factor_names == ("hue", "size") and not data.is_full_grid
+    assert np.array_equal(data.indices, np.arange(6)) and not data.has_images
+    assert data.factors_to_positions(np.array([[2, 0], [1, 1]])).tolist() == [2, 3]
+    with pytest.raises(ValueError, match="more than one row"):
+        data.factors_to_positions(np.array([[0, 1]]))
+    with pytest.raises(ValueError, match="not present"):
+        data.factors_to_positions(np.array([[1, 0]]))
+    rs = np.random.RandomState(0)
+    pos = data.sample_positions(6000, rs)
+    counts = np.bincount(pos, minlength=6)
+    assert np.all(np.abs(counts / 6000 - 1 / 6) < 0.02)  # rows, not combinations, are uniform
+    ks, batches = data.sample_fixed_factor_batches(50, 4, rs)
+    for k, p in zip(ks, batches, strict=True):
+        assert np.all(data.classes[p, k] == data.classes[p[0], k])
+    sub = data.restrict([1, 2, 5])
+    assert np.array_equal(sub.classes, classes[[1, 2, 5]]) and sub.factor_names == ("hue", "size")
+    with pytest.raises(NoImagesError):
+        data.images([0])
+
+
+def _save(path: Path, **arrays: object) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def test_factors_file_reads_rows_in_order(tmp_path: Path) -> None:
+    from dis_eval.data.factors_file import load_factors_file
+
+    classes = np.array([[0, 2], [1, 0], [1, 0], [0, 1]])
+    data = load_factors_file(_save(tmp_path / "f.npz", factors=classes, factor_names=np.array(["shape", "size"]),
+                                   codes=np.zeros((4, 3))))
+    assert np.array_equal(data.classes, classes) and data.factor_names == ("shape", "size")
+    assert data.factor_sizes == (2, 3) and data.info["distinct_combinations"] == 3
+    one = load_factors_file(_save(tmp_path / "one.npz", factors=np.array([0.0, 1.0, 2.0, 1.0])))
+    assert one.classes.tolist() == [[0], [1], [2], [1]] and one.factor_names == ("factor0",)
+    flags = load_factors_file(_save(tmp_path / "b.npz", factors=np.array([[True], [False]])))
+    assert flags.classes.tolist() == [[1], [0]]
+
+
+@pytest.mark.parametrize("arrays,message", [
+    ({"codes": np.zeros((3, 2))}, "no 'factors' array"),
+    ({"factors": np.array([[0.5, 1.0], [1.0, 0.0]])}, "integer classes"),
+    ({"factors": np.array([[0, -1], [1, 0]])}, "negative"),
+    ({"factors": np.array([[0, 1]])}, "at least two rows"),
+    ({"factors": np.zeros((2, 2, 2), dtype=int)}, "2-D"),
+    ({"factors": np.array([[0, np.nan], [1, 0]])}, "NaN"),
+    ({"factors": np.array([["a"], ["b"]])}, "integer classes"),
+    ({"factors": np.array([[0, 1], [1, 0]]), "factor_names": np.array(["x"])}, "name each"),
+    ({"factors": np.array([[0, 1], [1, 0]]), "factor_names": np.array(["x", "x"])}, "distinct"),
+    ({"factors": np.array([[0, 1], [1, 0]]), "factor_names": np.array([1, 2])}, "strings"),
+    ({"factors": np.array([[0, 1], [1, 0]]), "factor_names": np.array(["x", object()], dtype=object)}, "pickle"),
+])
+def test_factors_file_bad_input_is_one_line_user_error(tmp_path: Path, arrays: dict, message: str) -> None:
+    from dis_eval.data.factors_file import load_factors_file
+
+    with pytest.raises(UserError, match=message) as err:
+        load_factors_file(_save(tmp_path / "bad.npz", **arrays))
+    assert "\n" not in str(err.value)
+
+
+def test_factors_file_missing_or_not_npz(tmp_path: Path) -> None:
+    from dis_eval.data.factors_file import load_factors_file
+
+    with pytest.raises(UserError, match="does not exist"):
+        load_factors_file(tmp_path / "nope.npz")
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(UserError, match="cannot read"):
+        load_factors_file(tmp_path / "text.npz")
+    np.save(tmp_path / "arr.npy", np.zeros((3, 2), dtype=int))
+    with pytest.raises(UserError, match="single array"):
+        load_factors_file(tmp_path / "arr.npy")

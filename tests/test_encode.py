@@ -12,12 +12,12 @@ from dis_eval.data import DataSpec, load_data
 from dis_eval.encode import (
     EncodedData,
     SampleRepresentation,
-    echo_noise_from_orders,
     encode_data,
     load_encoder,
     representation,
 )
 from dis_eval.errors import UserError
+from dis_eval.models.echo import echo_noise_from_orders
 
 FIXTURE = Path(__file__).parent / "data" / "dsprites_real_fixture.npz"
 torch.set_num_threads(1)
@@ -115,7 +115,7 @@ def test_echo_noise_formula_explicit():
     rs = np.random.RandomState(0)
     f, ls = rs.uniform(-1, 1, (5, 3)), np.log(rs.uniform(0.2, 0.7, (5, 3)))
     orders = np.array([[p for p in rs.permutation(5) if p != i][:3] for i in range(5)])
-    eps = echo_noise_from_orders(f, ls, orders)
+    eps = echo_noise_from_orders(torch.from_numpy(f), torch.from_numpy(ls), torch.from_numpy(orders)).numpy()
     for i in range(5):
         l1, l2, l3 = orders[i]
         want = f[l1] + np.exp(ls[l1]) * f[l2] + np.exp(ls[l1] + ls[l2]) * f[l3]

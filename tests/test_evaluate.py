@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from dis_eval.config.evaluation import EvalConfig
 from dis_eval.data.factors import all_classes
 from pipelines.cli import main
 from pipelines.evaluate import evaluate_run
@@ -111,7 +112,7 @@ def test_evaluate_errors(capsys, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from pipelines.config import TrainConfig
+    from dis_eval.config.train import TrainConfig
     from pipelines.train import train
 
     cfg = TrainConfig.load(ROOT / "pipelines" / "configs" / "tiny_cpu.yaml",
@@ -121,14 +122,14 @@ def tiny_run(tmp_path_factory):
 
 
 def test_evaluate_run_mean_then_sample_merges(tiny_run):
-    res = evaluate_run(tiny_run, metrics=["factor_vae", "mig"], seed=1, settings_overrides=FAST_SETTINGS,
-                       device="cpu")
+    res = evaluate_run(tiny_run, EvalConfig(metrics=("factor_vae", "mig"), seed=1, settings=FAST_SETTINGS,
+                                            device="cpu"))
     on_disk = json.loads((Path(tiny_run) / "metrics.json").read_text())
     assert on_disk["scores"] == res["scores"] and set(res["headline"]) == {"factor_vae", "mig"}
     assert on_disk["representation"] == "mean" and on_disk["protocol"] == "full"
     assert on_disk["encoder"]["family"] == "echo" and on_disk["seed"] == 1
-    res2 = evaluate_run(tiny_run, metrics=["mig"], representation="sample", settings_overrides=FAST_SETTINGS,
-                        device="cpu", repeats=2)
+    res2 = evaluate_run(tiny_run, EvalConfig(metrics=("mig",), representation="sample",
+                                             settings={"mig": FAST_SETTINGS["mig"]}, device="cpu", repeats=2))
     on_disk = json.loads((Path(tiny_run) / "metrics.json").read_text())
     assert set(on_disk["scores"]) == {"factor_vae", "mig"}
     assert on_disk["evaluations"]["mig"]["representation"] == "sample"
@@ -137,25 +138,25 @@ def test_evaluate_run_mean_then_sample_merges(tiny_run):
 
 
 def test_evaluate_run_paper_preset(tiny_run):
-    res = evaluate_run(tiny_run, preset="paper", metrics=["mig"],
-                       settings_overrides={"mig": {"num_train": 640}}, device="cpu")
+    res = evaluate_run(tiny_run, EvalConfig(preset="paper", metrics=("mig",), settings={"mig": {"num_train": 640}},
+                                            device="cpu"))
     assert res["representation"] == "sample" and res["protocol"] == "full" and res["preset"] == "paper"
     assert res["settings"]["mig"]["batch_size"] == 64 and res["settings"]["mig"]["num_train"] == 640
 
 
 def test_evaluate_run_subset_protocols(tmp_path):
     """A run trained on a dependent subset: scored on its rows by default, or on the full grid."""
-    from pipelines.config import TrainConfig
+    from dis_eval.config.train import TrainConfig
     from pipelines.train import train
 
     cfg = TrainConfig.load(ROOT / "pipelines" / "configs" / "tiny_cpu.yaml",
                            [f"data={FIXTURE}", "subset=authors", "steps=2", "checkpoint_every=2", "log_every=1"])
     run = train(cfg, tmp_path / "sub", progress=False)
     small = {"mig": {"num_train": 300}}
-    res = evaluate_run(run, metrics=["mig"], settings_overrides=small, device="cpu")
+    res = evaluate_run(run, EvalConfig(metrics=("mig",), settings=small, device="cpu"))
     assert res["protocol"] == "subset" and res["data"]["subset"] == "authors"
     assert res["data"]["rows"] == 432 and res["trained_subset"] == "authors"
-    full = evaluate_run(run, metrics=["mig"], protocol="full", settings_overrides=small, device="cpu")
+    full = evaluate_run(run, EvalConfig(metrics=("mig",), protocol="full", settings=small, device="cpu"))
     assert full["protocol"] == "full" and full["data"]["rows"] == 3000 and full["data"]["subset"] is None
 
 
@@ -170,11 +171,13 @@ def test_lazy_encoding_same_scores_fewer_rows():
         return torch.stack([x.mean(dim=(1, 2, 3)), x[:, 0, :32].mean(dim=(1, 2)), x[:, 0, :, :32].mean(dim=(1, 2))], 1)
 
     small = {"mig": {"num_train": 200}, "factor_vae": {"num_train": 50, "num_eval": 20, "num_variance_estimate": 100}}
-    lazy, lc = evaluate_encoder(enc, data, ["mig"], settings_overrides=small, device="cpu", lazy=True)
-    full, _ = evaluate_encoder(enc, data, ["mig"], settings_overrides=small, device="cpu", lazy=False)
+    mig_only = EvalConfig(metrics=("mig",), settings={"mig": small["mig"]}, device="cpu").resolved()
+    lazy, lc = evaluate_encoder(enc, data, mig_only, lazy=True)
+    full, _ = evaluate_encoder(enc, data, mig_only, lazy=False)
     assert lazy["scores"] == full["scores"]
     assert 0 < lc.info["rows_encoded"] <= 200 < len(data)  # MIG's 200 draws, not all 3,000 rows
-    both, lc2 = evaluate_encoder(enc, data, ["factor_vae", "mig"], settings_overrides=small, device="cpu")
-    full2, _ = evaluate_encoder(enc, data, ["factor_vae", "mig"], settings_overrides=small, device="cpu", lazy=False)
+    two = EvalConfig(metrics=("factor_vae", "mig"), settings=small, device="cpu").resolved()
+    both, lc2 = evaluate_encoder(enc, data, two)
+    full2, _ = evaluate_encoder(enc, data, two, lazy=False)
     assert both["scores"] == full2["scores"]
     assert lc2.info["rows_encoded"] == int(lc2.done.sum()) <= len(data)  # each row at most once

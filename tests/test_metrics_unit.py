@@ -7,10 +7,10 @@ import pytest
 from sklearn.metrics import mutual_info_score
 
 from dis_eval.data import GroundTruthData
+from dis_eval.data.fast_draws import grid_factor_batches, replay_pattern
 from dis_eval.encode import EncodedData, representation
 from dis_eval.errors import UserError
 from dis_eval.metrics import PAPER_PRESET, REGISTRY
-from dis_eval.metrics.fast_draws import grid_factor_batches, replay_pattern
 from dis_eval.metrics.suite import resolve_metrics, run_suite
 from dis_eval.metrics.utils import (
     discrete_entropy,
@@ -96,7 +96,7 @@ def test_nonfinite_codes_one_line_error(bad):
         out = GT[pos].copy()
         out[0, 0] = bad
         return out
-    with pytest.raises(UserError, match="NaN or infinite"):
+    with pytest.raises(UserError, match="NaN/infinite"):
         REGISTRY["mig"][0](GRID, raw_rep, np.random.RandomState(0), num_train=100)
 
 
@@ -201,3 +201,38 @@ def test_dci_hist_backend_is_named_and_reasonable():
     sub = GroundTruthData.grid(idx)
     out = REGISTRY["dci"][0](sub, rep_of(GT[idx]), np.random.RandomState(0), num_train=300, num_test=100, backend="hist")
     assert out["disentanglement"] > 0.8 and out["informativeness_test_accuracy"] > 0.5
+
+
+def test_importing_the_metrics_is_light():
+    """The command line imports metric names and defaults to build its parser: no sklearn,
+    scipy or torch may come with them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dis_eval.metrics, dis_eval.metrics.suite; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_mig_gap_has_one_definition_shared_with_the_heatmap():
+    from dis_eval.metrics.mig import mig_from_codes, mig_gaps
+    from dis_eval.plots.mi_heatmap import mi_matrix
+
+    rs = np.random.RandomState(0)
+    classes = rs.randint(4, size=(2000, 3))
+    codes = classes[:, [2, 0]] + 0.2 * rs.randn(2000, 2)
+    res = mi_matrix(codes, classes)
+    assert np.array_equal(res.gap, mig_from_codes(codes, classes)["mig_per_factor"])
+    # one latent: no second best, whose MI counts as 0
+    one = mi_matrix(codes[:, :1], classes)
+    np.testing.assert_array_equal(one.gap, one.mi[0] / one.entropy)
+    assert np.all(one.top2[:, 1] == -1)
+    assert mig_from_codes(codes[:, :1], classes)["mig_per_factor"] == one.gap.tolist()
+    # a factor with one value: its gap is undefined; the MIG score refuses it
+    flat = classes.copy()
+    flat[:, 1] = 2
+    gaps, _ = mig_gaps(mi_matrix(codes, flat).mi, discrete_entropy(flat))
+    assert np.isnan(gaps[1]) and np.isfinite(gaps[[0, 2]]).all()
+    with pytest.raises(UserError, match="single value"):
+        mig_from_codes(codes, flat)

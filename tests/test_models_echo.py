@@ -9,15 +9,16 @@ import pytest
 import torch
 from scipy.stats import ks_2samp
 
-from dis_eval.models import EchoAutoencoder, build_model, build_objective, clip_factor, echo_noise
-from dis_eval.models.echo import (
-    FLOAT32_PRECISION,
-    echo_rate_per_example,
-    echo_sample,
-    echo_terms,
-    other_member_orders,
-    truncation_bound,
+from dis_eval.models import (
+    EchoAutoencoder,
+    ModelSpec,
+    build_model,
+    build_objective,
+    clip_factor,
+    echo_noise,
 )
+from dis_eval.models.clip import FLOAT32_PRECISION, echo_terms, truncation_bound
+from dis_eval.models.echo import echo_rate_per_example, echo_sample, other_member_orders
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -189,10 +190,10 @@ def test_rate_is_the_formula_and_depends_only_on_s() -> None:
 
 
 def test_echo_objective_is_reconstruction_plus_beta_rate() -> None:
-    cfg = {"model": "echo", "latents": 10, "d_max": 64, "beta": 2.5}
+    spec = ModelSpec("echo", latents=10, d_max=64, beta=2.5)
     torch.manual_seed(0)
-    model, disc = build_model(cfg)
-    obj = build_objective(cfg, model, disc)
+    model, disc = build_model(spec)
+    obj = build_objective(spec, model, disc)
     x = (torch.rand(16, 1, 64, 64) > 0.8).float()
     out = obj(x, torch.Generator().manual_seed(0))
     loss, recon, rate = out.terms.tolist()

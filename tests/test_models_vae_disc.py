@@ -9,10 +9,12 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from dis_eval.errors import UserError
 from dis_eval.models import (
     MODELS,
     Discriminator,
     GaussianVAE,
+    ModelSpec,
     build_model,
     build_objective,
     gaussian_kl_per_dim,
@@ -129,10 +131,11 @@ def test_discriminator_loss_and_accuracy() -> None:
 
 @pytest.mark.parametrize("name", ["factor_vae", "echo_tc", "vae_tc"])
 def test_tc_objective_sends_each_loss_to_its_own_parameters(name: str) -> None:
-    cfg = {"model": name, "latents": 10, "d_max": 16, "beta": 1.0, "gamma": 7.0, "lambda_tc": 7.0}
+    spec = ModelSpec(name, latents=10, d_max=16 if MODELS[name].family == "echo" else None, beta=1.0,
+                     tc_weight=7.0)
     torch.manual_seed(0)
-    model, disc = build_model(cfg)
-    obj = build_objective(cfg, model, disc)
+    model, disc = build_model(spec)
+    obj = build_objective(spec, model, disc)
     x = (torch.rand(16, 1, 64, 64) > 0.8).float()
     out = obj(x, torch.Generator().manual_seed(0))
     loss, recon, rate, tc, dloss, dacc = out.terms.tolist()
@@ -153,8 +156,8 @@ def test_tc_objective_sends_each_loss_to_its_own_parameters(name: str) -> None:
 
 def test_every_model_name_builds() -> None:
     for name, (family, uses_tc) in MODELS.items():
-        model, disc = build_model({"model": name, "latents": 5, "d_max": 8})
+        model, disc = build_model(ModelSpec(name, latents=5, d_max=8 if family == "echo" else None))
         assert model.family == family
         assert (disc is not None) == uses_tc
-    with pytest.raises(ValueError):
-        build_model({"model": "nope"})
+    with pytest.raises(UserError, match="unknown model 'nope'"):
+        ModelSpec("nope")

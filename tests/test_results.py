@@ -36,7 +36,7 @@ def make_run(root: Path, name: str, config: dict, scores: dict | None, status: s
 
 
 def cfg(family: str, beta: float, seed: int, tc: float = 0.0, subset: str | None = None) -> dict:
-    """A config.yaml as pipelines.config.TrainConfig.to_dict writes it (flat keys)."""
+    """A config.yaml as dis_eval.config.train.TrainConfig.to_dict writes it (flat keys)."""
     model = {"echo": "echo", "vae": "beta_vae"}[family] if tc == 0 else f"{family}_tc"
     return {"model": model, "family": family, "beta": beta, "lambda_tc": tc or None, "tc_weight": tc,
             "latents": 10, "data": "dsprites", "subset": subset, "seed": seed, "steps": 100,

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from dis_eval.errors import UserError
+from dis_eval.run_dir import SWEEP_LOCK_FILE, RunDir
 from pipelines.sweep import all_succeeded, prepare_out_dir, run_sweep, sweep_status
-from pipelines.sweep_runner import LOCK_FILE, JobLock, job_state, lock_is_live
-from pipelines.sweep_spec import expand_jobs, format_value, parse_sweep, run_name
+from pipelines.sweep.runner import MANIFEST_FILE, JobLock, job_state, lock_is_live
+from pipelines.sweep.spec import expand_jobs, format_value, parse_sweep, run_name
 from tests.sweep_helpers import kill_once_job, marker_job, merge_resolver
 
 pytestmark = pytest.mark.timeout(120)
@@ -101,8 +102,13 @@ def test_names_are_filesystem_safe_unique_and_stable():
         ({"grid": {"seed": [0, 0]}}, "listed twice"),
         ({"set": {"seed": 1}}, "both fixed under `set:` and swept"),
         ({"bogus": 1}, "unknown key(s) bogus"),
-        ({"evaluation": {"representation": "noisy"}}, "representation 'noisy'"),
-        ({"evaluation": {"metrics": ["mig"], "settings": {"dci": {}}}}, "not in evaluation.metrics"),
+        ({"evaluation": {"representation": "noisy"}}, "evaluation: representation 'noisy' is not one of mean"),
+        ({"evaluation": {"metrics": ["mgi"]}}, "evaluation: unknown metric(s) mgi"),
+        ({"evaluation": {"settings": {"mig": {"num_trian": 1}}}}, "evaluation: unknown setting(s) num_trian"),
+        ({"evaluation": {"preset": "papr"}}, "evaluation: unknown preset 'papr'"),
+        ({"evaluation": {"repeats": 0}}, "evaluation: repeats must be an integer >= 1"),
+        ({"evaluation": {"metric": ["mig"]}}, "evaluation: unknown key(s) metric"),
+        ({"evaluation": ["mig"]}, "`evaluation:` must be a mapping"),
         ({"include": [{"seed": [2]}]}, "already sweeps"),
     ],
 )
@@ -110,6 +116,19 @@ def test_bad_sweep_files_fail_with_one_line(over, needle):
     with pytest.raises(UserError) as err:
         small_spec(**over)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_jobs_record_the_evaluation_resolved():
+    from dis_eval.metrics import PRESETS
+
+    # EvalConfig's rules: a preset fills what the block leaves open; settings of a metric that
+    # is not scored are checked but not applied.
+    spec = small_spec(evaluation={"preset": "paper", "metrics": ["mig"], "seed": 3,
+                                  "settings": {"mig": {"num_bins": 30}, "dci": {"num_train": 64}}})
+    ev = expand_jobs(spec, merge_resolver)[0].evaluation
+    assert (ev["metrics"], ev["representation"], ev["protocol"], ev["seed"]) == (["mig"], "sample", "full", 3)
+    assert ev["settings"] == {"mig": {**PRESETS["paper"]["settings"]["mig"], "num_bins": 30}}
+    assert expand_jobs(small_spec(evaluation=None), merge_resolver)[0].evaluation["representation"] == "mean"
 
 
 def test_a_bad_grid_value_fails_the_whole_sweep_before_anything_runs(tmp_path):
@@ -127,12 +146,37 @@ def test_set_overrides_the_base_but_not_a_swept_key():
 
 
 def test_sweep_file_base_resolves_relative_to_the_file(tmp_path):
-    from pipelines.sweep_spec import load_sweep
+    from pipelines.sweep.spec import load_sweep
 
     (tmp_path / "base.yaml").write_text("steps: 7\nbeta: 2\n")
     (tmp_path / "s.yaml").write_text("base: base.yaml\ngrid: {seed: [0]}\n")
     spec = load_sweep(tmp_path / "s.yaml")
     assert spec.base == {"steps": 7, "beta": 2} and spec.name == "s"
+
+
+def test_the_spec_docstring_example_is_a_valid_sweep_file():
+    import textwrap
+
+    import yaml
+
+    from dis_eval.metrics import PRESETS
+    from pipelines.sweep import resolve_train_config
+    from pipelines.sweep import spec as spec_module
+
+    block = spec_module.__doc__.split("::\n\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line.strip() and not line.startswith("    "):
+            break
+        lines.append(line)
+    spec = parse_sweep(yaml.safe_load(textwrap.dedent("\n".join(lines))))
+    jobs = expand_jobs(spec, resolve_train_config)
+    assert len(jobs) == (3 + 2) * 2 * 3  # include rows x dataset x seed
+    assert jobs[0].name == "model=echo__beta=1__dataset=full__seed=0"
+    tc = {j.name: j.train_config for j in jobs}["model=echo_tc__beta=1__lambda=20__dataset=dependent__seed=2"]
+    assert (tc["lambda_tc"], tc["subset"], tc["steps"], tc["d_max"]) == (20, "authors", 100_000, 64)
+    assert jobs[0].evaluation["settings"]["mig"] == PRESETS["paper"]["settings"]["mig"]
+    assert spec.notes.startswith("lambda 10 and 20")
 
 
 # ----------------------------------------------------------------------------- local executor
@@ -147,11 +191,11 @@ def test_local_sweep_runs_every_job_and_a_rerun_skips_finished_ones(tmp_path):
     results = run(small_spec(), out)
     assert [r.status for r in results] == ["done"] * 4 and all_succeeded(results)
     assert {r["state"] for r in sweep_status(out)} == {"done"}
-    manifest = json.loads((out / "sweep.json").read_text())
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert [j["name"] for j in manifest["jobs"]] == names(expand_jobs(small_spec(), merge_resolver))
-    job_file = json.loads((out / "model=vae__seed=1" / "sweep_job.json").read_text())
+    job_file = json.loads(RunDir(out / "model=vae__seed=1").sweep_job.read_text())
     assert job_file["train_config"]["model"] == "vae" and job_file["sweep"] == "small"
-    assert not list(out.glob(f"*/{LOCK_FILE}"))  # locks released
+    assert not list(out.glob(f"*/{SWEEP_LOCK_FILE}"))  # locks released
 
     again = run(small_spec(), out)
     assert [r.status for r in again] == ["skipped"] * 4 and all_succeeded(again)
@@ -167,7 +211,7 @@ def test_a_failing_job_is_recorded_and_does_not_stop_the_others(tmp_path):
         "model=echo__behaviour=fail", "model=vae__behaviour=fail",
     ]
     assert sum(r.status == "done" for r in results.values()) == 2
-    failed = json.loads((out / "model=echo__behaviour=fail" / "failed.json").read_text())
+    failed = json.loads(RunDir(out / "model=echo__behaviour=fail").failed.read_text())
     assert failed["error"] == "RuntimeError: deliberate failure of model=echo__behaviour=fail"
     assert any("deliberate failure" in line for line in failed["traceback_tail"])
     states = {r["name"]: r["state"] for r in sweep_status(out)}
@@ -188,7 +232,7 @@ def test_a_killed_job_process_is_retried_and_resumes_from_its_checkpoint(tmp_pat
     results = {r.name: r for r in run(spec, out, job_fn=kill_once_job, max_retries=1)}
     assert results["behaviour=kill_once"].status == "done" and results["behaviour=kill_once"].attempts == 2
     assert calls(out, "behaviour=kill_once") == 2
-    assert json.loads((out / "behaviour=kill_once" / "metrics.json").read_text())["resumed_from"] == 5
+    assert json.loads(RunDir(out / "behaviour=kill_once").metrics.read_text())["resumed_from"] == 5
     assert results["behaviour=ok"].status == "done"
 
 
@@ -201,7 +245,7 @@ def test_a_job_killed_more_often_than_allowed_is_failed(tmp_path):
     # The next invocation resumes it from the checkpoint the killed process left.
     (res,) = run(spec, out, job_fn=kill_once_job, max_retries=0)
     assert res.status == "done"
-    assert json.loads((out / "behaviour=kill_once" / "model.pt").read_text())["resumed_from"] == 5
+    assert json.loads(RunDir(out / "behaviour=kill_once").model.read_text())["resumed_from"] == 5
 
 
 def test_parallel_jobs_run_at_the_same_time(tmp_path):
@@ -209,10 +253,10 @@ def test_parallel_jobs_run_at_the_same_time(tmp_path):
     spec = small_spec(base={"sleep": 3.0})
     results = run(spec, out, n_jobs=4)
     assert all_succeeded(results) and len(results) == 4
-    intervals = [json.loads((out / r.name / "metrics.json").read_text())["interval"] for r in results]
+    intervals = [json.loads(RunDir(out / r.name).metrics.read_text())["interval"] for r in results]
     # All four were running at one moment: the last start precedes the first end.
     assert max(a for a, _ in intervals) < min(b for _, b in intervals)
-    assert (out / "model=echo__seed=0" / "job.log").is_file()  # output kept per job
+    assert RunDir(out / "model=echo__seed=0").job_log.is_file()  # output kept per job
 
 
 def test_a_changed_config_does_not_silently_reuse_old_runs(tmp_path):
@@ -220,6 +264,62 @@ def test_a_changed_config_does_not_silently_reuse_old_runs(tmp_path):
     run(small_spec(), out)
     with pytest.raises(UserError, match=r"already holds runs of other settings.*steps: 10 -> 20"):
         run(small_spec(), out, extra_set={"steps": 20})
+
+
+def test_runs_recorded_with_the_same_evaluation_written_differently_are_reused(tmp_path):
+    from dis_eval.metrics import PRESETS
+
+    out = tmp_path / "out"
+    paper = {"preset": "paper", "metrics": ["factor_vae", "mig"]}
+    spec = small_spec(evaluation=paper)
+    run(spec, out)
+    # As sweeps recorded jobs before the evaluation was typed: six keys, the counts spelled out.
+    for job in expand_jobs(spec, merge_resolver):
+        job_file = RunDir(out / job.name).sweep_job
+        record = json.loads(job_file.read_text())
+        record["evaluation"] = {
+            "metrics": ["factor_vae", "mig"], "representation": "sample", "protocol": "full", "seed": 0,
+            "settings": {m: PRESETS["paper"]["settings"][m] for m in ("factor_vae", "mig")}, "device": None,
+        }
+        record["fingerprint"] = "0123456789abcdef"
+        job_file.write_text(json.dumps(record))
+    assert {r.status for r in run(spec, out)} == {"skipped"}
+    assert json.loads(job_file.read_text())["evaluation"]["preset"] == "paper"  # rewritten
+    with pytest.raises(UserError, match=r"other settings: .*\(differs in representation: 'sample' -> 'mean'\)"):
+        run(small_spec(evaluation={**paper, "representation": "mean"}), out)
+
+
+@pytest.mark.parametrize("subset, protocol, shared", [
+    (None, None, True), (None, "full", True), ("authors", None, True), ("authors", "subset", True),
+    ("authors", "full", False),
+])
+def test_the_real_job_loads_its_data_once_and_scores_on_it_when_the_rows_agree(
+        tmp_path, monkeypatch, subset, protocol, shared):
+    import pipelines.evaluate
+    import pipelines.train
+    from dis_eval.config.evaluation import EvalConfig
+    from pipelines.sweep import resolve_train_config, runner
+    from pipelines.sweep.spec import Job
+
+    data, seen = object(), {}
+    monkeypatch.setattr(runner, "load_training_data", lambda cfg: seen.setdefault("loads", []).append(cfg) or data)
+    monkeypatch.setattr(pipelines.train, "train", lambda cfg, run, **kw: seen.update(train=kw))
+    monkeypatch.setattr(pipelines.evaluate, "evaluate_run",
+                        lambda run, config, data=None: seen.update(eval=(run.path, config, data)))
+    job = Job("j", {}, resolve_train_config({"model": "echo", "subset": subset, "device": "cpu"}, {}),
+              EvalConfig(protocol=protocol, metrics=("mig",)).resolved().as_dict())
+    runner.train_and_evaluate(job, tmp_path)
+    assert [cfg.subset for cfg in seen["loads"]] == [subset]
+    assert seen["train"] == {"resume": False, "progress": False, "data": data}
+    run_path, config, eval_data = seen["eval"]
+    assert run_path == tmp_path and config == job.eval_config() and config.metrics == ("mig",)
+    assert eval_data is (data if shared else None)
+
+    # A trained run (interrupted while scored) is only scored: evaluate_run loads its rows.
+    seen.clear()
+    RunDir(tmp_path).model.write_text("")
+    runner.train_and_evaluate(job, tmp_path)
+    assert set(seen) == {"eval"} and seen["eval"][2] is None
 
 
 # ----------------------------------------------------------------------------- locks and status
@@ -232,9 +332,9 @@ def test_lock_held_by_a_live_process_makes_the_job_busy_and_stale_locks_are_take
     now = time.time()
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "token": "other", "started": now,
               "heartbeat": now, "stale_after": 60}
-    (out / "seed=0" / LOCK_FILE).write_text(json.dumps(holder))
+    RunDir(out / "seed=0").sweep_lock.write_text(json.dumps(holder))
     stale = {**holder, "heartbeat": now - 3600}
-    (out / "seed=1" / LOCK_FILE).write_text(json.dumps(stale))
+    RunDir(out / "seed=1").sweep_lock.write_text(json.dumps(stale))
     assert job_state(out / "seed=0")[0] == "running" and job_state(out / "seed=1")[0] == "pending"
     results = run(spec, out)
     assert {r.name: r.status for r in results} == {"seed=0": "busy", "seed=1": "done"}
@@ -254,19 +354,20 @@ def test_lock_liveness_rules():
 
 
 def test_heartbeat_keeps_a_lock_fresh_and_release_removes_it(tmp_path):
+    lock_file = RunDir(tmp_path).sweep_lock
     lock = JobLock(tmp_path, token="t", heartbeat_s=0.05)
     assert lock.acquire()
-    first = json.loads((tmp_path / LOCK_FILE).read_text())["heartbeat"]
+    first = json.loads(lock_file.read_text())["heartbeat"]
     time.sleep(0.3)
-    assert json.loads((tmp_path / LOCK_FILE).read_text())["heartbeat"] > first
+    assert json.loads(lock_file.read_text())["heartbeat"] > first
     other = JobLock(tmp_path, token="u", heartbeat_s=0.05)
     assert not other.acquire() and other.holder["token"] == "t"
     again = JobLock(tmp_path, token="t", heartbeat_s=0.05)  # a retry by the same invocation
     assert again.acquire()
     lock.release()  # the superseded holder does not delete the new holder's lock
-    assert (tmp_path / LOCK_FILE).exists()
+    assert lock_file.exists()
     again.release()
-    assert not (tmp_path / LOCK_FILE).exists()
+    assert not lock_file.exists()
 
 
 def test_status_reports_every_state(tmp_path, capsys):
@@ -275,9 +376,10 @@ def test_status_reports_every_state(tmp_path, capsys):
     out = tmp_path / "out"
     spec = small_spec(grid={"behaviour": ["ok", "fail", "later"]})
     run(spec, out)
-    (out / "behaviour=later" / "model.pt").unlink()
-    (out / "behaviour=later" / "metrics.json").unlink()
-    (out / "behaviour=later" / "checkpoint.pt").write_text("{}")
+    later = RunDir(out / "behaviour=later")
+    later.model.unlink()
+    later.metrics.unlink()
+    later.checkpoint.write_text("{}")
     assert main(["sweep", "--status", str(out)]) == 0
     text = capsys.readouterr().out
     assert "3 jobs: 1 done, 0 running, 1 failed, 1 pending" in text
@@ -309,12 +411,11 @@ def test_names_follow_the_order_the_file_declares_keys():
 
 @pytest.mark.parametrize("name, n_jobs", [("table2", 240), ("table2_cpu_small", 24)])
 def test_shipped_table2_sweeps_resolve_and_score_like_the_authors(name, n_jobs):
-    from dis_eval.metrics import PAPER_PRESET
-    from pipelines.sweep import check_evaluation, resolve_train_config
-    from pipelines.sweep_spec import load_sweep
+    from dis_eval.metrics import PRESETS
+    from pipelines.sweep import resolve_train_config
+    from pipelines.sweep.spec import load_sweep
 
     spec = load_sweep(name)
-    check_evaluation(spec)
     merged = []
     jobs = expand_jobs(spec, resolve_train_config, merged=merged)
     assert len(jobs) == n_jobs and not merged
@@ -329,11 +430,15 @@ def test_shipped_table2_sweeps_resolve_and_score_like_the_authors(name, n_jobs):
         betas = {j.train_config["beta"] for j in jobs if j.train_config["tc_weight"] == 0}
         lambdas = {j.train_config["tc_weight"] for j in jobs if j.train_config["beta"] == 1}
         assert betas == {1, 2, 4} and lambdas == {0, 10, 20, 50}
-    # The authors' evaluation: Echo/VAE sample, full grid, counts in multiples of 64.
-    ev = spec.evaluation
-    assert (ev.representation, ev.protocol) == (PAPER_PRESET["representation"], PAPER_PRESET["protocol"])
-    assert list(ev.metrics) == PAPER_PRESET["metrics"]
-    assert ev.settings == {m: PAPER_PRESET["settings"][m] for m in ev.metrics}
+    # The authors' evaluation, named once (the paper preset) and expanded into every job:
+    # Echo/VAE sample, full grid, FactorVAE and MIG at counts in multiples of 64.
+    assert spec.evaluation.preset == "paper" and not spec.evaluation.settings
+    paper = PRESETS["paper"]
+    for job in jobs:
+        ev = job.evaluation
+        assert (ev["representation"], ev["protocol"], ev["seed"]) == ("sample", "full", 0)
+        assert ev["metrics"] == ["factor_vae", "mig"] == paper["metrics"]
+        assert ev["settings"] == {m: paper["settings"][m] for m in ev["metrics"]}
     assert "ASSUMED" in spec.notes
 
 

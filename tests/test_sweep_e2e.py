@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from dis_eval.results import discover_runs, group_runs
+from dis_eval.run_dir import RunDir
 from pipelines.cli import main
 from pipelines.sweep import all_succeeded, run_sweep, sweep_status
-from pipelines.sweep_spec import parse_sweep
+from pipelines.sweep.spec import parse_sweep
 from tests.sweep_helpers import kill_once_job, merge_resolver, write_small_real_sweep
 
 pytestmark = pytest.mark.timeout(300)
@@ -34,13 +35,13 @@ def test_local_sweep_trains_and_scores_every_job(local_sweep):
     _, out, rc = local_sweep
     assert rc == 0
     for name in JOBS:
-        run = out / name
-        assert (run / "model.pt").is_file() and (run / "checkpoint.pt").is_file()
-        metrics = json.loads((run / "metrics.json").read_text())
+        run = RunDir(out / name)
+        assert run.model.is_file() and run.checkpoint.is_file()
+        metrics = json.loads(run.metrics.read_text())
         assert set(metrics["headline"]) == {"mig", "factor_vae"}
         assert 0.0 <= metrics["headline"]["mig"] <= 1.0 and 0.0 <= metrics["headline"]["factor_vae"] <= 1.0
         assert metrics["settings"]["mig"]["num_train"] == 256
-        summary = json.loads((run / "summary.json").read_text())
+        summary = json.loads(run.summary.read_text())
         assert summary["status"] == "done" and summary["step"] == 4
     runs = {r.path.name: r for r in discover_runs([out])}
     assert sorted(runs) == sorted(JOBS)
@@ -53,27 +54,25 @@ def test_status_and_rerun_of_a_finished_sweep(local_sweep, capsys):
     capsys.readouterr()
     assert main(["sweep", "--status", str(out)]) == 0
     assert "4 jobs: 4 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out
-    mtimes = {n: (out / n / "metrics.json").stat().st_mtime_ns for n in JOBS}
+    mtimes = {n: RunDir(out / n).metrics.stat().st_mtime_ns for n in JOBS}
     assert main(["sweep", str(sweep), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "4 jobs (4 already done)" in text and "0 done, 4 already done, 0 failed" in text
-    assert mtimes == {n: (out / n / "metrics.json").stat().st_mtime_ns for n in JOBS}
+    assert mtimes == {n: RunDir(out / n).metrics.stat().st_mtime_ns for n in JOBS}
 
 
-def test_a_bad_grid_value_fails_up_front_with_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("old, new, error", [
+    ("seed: [0, 1]", "seed: [0, -1]", "sweep 'e2e-small', job model=echo__seed=-1: seed must be >= 0, got -1"),
+    ("num_train: 256", "num_trian: 256",
+     "sweep file {sweep}, evaluation: unknown setting(s) num_trian for metric mig; known: "),
+])
+def test_a_bad_value_fails_up_front_with_one_line(tmp_path, capsys, old, new, error):
     sweep = write_small_real_sweep(tmp_path)
-    sweep.write_text(sweep.read_text().replace("seed: [0, 1]", "seed: [0, -1]"))
+    sweep.write_text(sweep.read_text().replace(old, new))
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: sweep 'e2e-small', job model=echo__seed=-1: seed must be >= 0, got -1"
+    assert err.startswith("error: " + error.format(sweep=sweep)) and "\n" not in err
     assert not (tmp_path / "out").exists()
-
-
-def test_an_unknown_metric_setting_fails_up_front(tmp_path, capsys):
-    sweep = write_small_real_sweep(tmp_path)
-    sweep.write_text(sweep.read_text().replace("num_train: 256", "num_trian: 256"))
-    assert main(["sweep", str(sweep), "--out", str(tmp_path / "out")]) == 2
-    assert "unknown setting(s) num_trian for metric mig" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- Ray
@@ -111,7 +110,7 @@ def test_ray_sweep_retries_a_killed_worker_and_records_a_failing_job(local_ray, 
         # Killed once by SIGKILL mid-job, retried by Ray, resumed from the checkpoint.
         assert results[run_dir.name].status == "done"
         assert len((run_dir / "calls.log").read_text().splitlines()) == 2
-        assert json.loads((run_dir / "metrics.json").read_text())["resumed_from"] == 5
+        assert json.loads(RunDir(run_dir).metrics.read_text())["resumed_from"] == 5
         # A Python error is recorded once, not retried, and stops nothing else.
         bad = out / f"model={model}__behaviour=fail"
         assert results[bad.name].status == "failed"
@@ -137,7 +136,7 @@ def test_ray_runs_the_real_small_sweep_and_compare_reads_both_executors(local_ra
     assert names == sorted(["model=echo__seed=0", "model=echo__seed=1",
                             "model=beta_vae__seed=0", "model=beta_vae__seed=1"])
     for name in names:
-        assert (ray_out / name / "model.pt").is_file() and (ray_out / name / "metrics.json").is_file()
+        assert RunDir(ray_out / name).is_finished()
 
     runs = discover_runs([ray_out, local_out])
     assert len(runs) == 8 and all(r.has_scores for r in runs)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dis_eval.config.train import TrainConfig
 from dis_eval.errors import UserError
 from dis_eval.models import MODELS
 from pipelines.cli import main as cli_main
-from pipelines.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "pipelines" / "configs"

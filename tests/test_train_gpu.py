@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import pipelines.train as train_mod
-from pipelines.config import TrainConfig
+import pipelines.train.loop as train_loop
+from dis_eval.config.train import TrainConfig
 from pipelines.train import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -51,17 +51,17 @@ def test_cuda_graph_matches_eager(model: str, tmp_path: Path) -> None:
 
 def test_cuda_graph_resume_recaptures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ref = train(cuda_cfg("echo", "cuda_graph=true"), tmp_path / "ref", progress=False)
-    real = train_mod._log_reconstructions
+    real = train_loop._log_reconstructions
 
     def cut(writer, model, data, positions, step):  # noqa: ANN001
         if step == 40:
             raise KeyboardInterrupt
         return real(writer, model, data, positions, step)
 
-    monkeypatch.setattr(train_mod, "_log_reconstructions", cut)
+    monkeypatch.setattr(train_loop, "_log_reconstructions", cut)
     with pytest.raises(KeyboardInterrupt):
         train(cuda_cfg("echo", "cuda_graph=true"), tmp_path / "cut", progress=False)
-    monkeypatch.setattr(train_mod, "_log_reconstructions", real)
+    monkeypatch.setattr(train_loop, "_log_reconstructions", real)
     assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["step"] == 20
     train(None, tmp_path / "cut", resume=True, progress=False)
     a = torch.load(ref / "checkpoint.pt", weights_only=True)

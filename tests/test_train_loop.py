@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from dis_eval.config.train import TrainConfig
 from dis_eval.data import DataSpec, load_data
 from dis_eval.errors import UserError
 from dis_eval.models import MODELS, build_model, build_objective, load_model
-from pipelines.config import TrainConfig
 from pipelines.train import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,14 +44,14 @@ def test_short_training_lowers_the_loss(model: str, tmp_path: Path) -> None:
     x = data.images(torch.arange(0, 3000, 47))  # fixed batch of 64 real images
 
     def evaluate(net: torch.nn.Module, disc: torch.nn.Module | None) -> tuple[float, float]:
-        obj = build_objective(cfg.to_dict(), net, disc)
+        obj = build_objective(cfg.model_spec, net, disc)
         with torch.no_grad():
             out = obj(x, torch.Generator().manual_seed(0))
         terms = dict(zip(obj.term_names, out.terms.tolist(), strict=True))
         return terms["reconstruction"], terms["loss"] - cfg.to_dict()["tc_weight"] * terms.get("tc", 0.0)
 
     torch.manual_seed(cfg.seed)  # the loop initialises the same way
-    init, init_disc = build_model(cfg.to_dict())
+    init, init_disc = build_model(cfg.model_spec)
     before = evaluate(init, init_disc)
     run = train(cfg, tmp_path / "run", progress=False)
     trained, saved_cfg = load_model(run)

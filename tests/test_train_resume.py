@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import torch
 
-import pipelines.train as train_mod
+import pipelines.train.engine as engine
+from dis_eval.config.train import TrainConfig
 from dis_eval.models import MODELS
-from pipelines.config import TrainConfig
 from pipelines.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,17 +73,17 @@ def test_interrupted_and_resumed_equals_uninterrupted(model: str, tmp_path: Path
     ref = train(cfg, tmp_path / "ref", progress=False)
 
     # Interrupt at step 5, between the checkpoint of step 3 and the next one.
-    real_update = train_mod.RunningStats.update
+    real_update = engine.RunningStats.update
 
     def crashing(self: Any, terms: torch.Tensor, rate: torch.Tensor) -> None:
         real_update(self, terms, rate)
         if int(self.step) == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_mod.RunningStats, "update", crashing)
+    monkeypatch.setattr(engine.RunningStats, "update", crashing)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(train_mod.RunningStats, "update", real_update)
+    monkeypatch.setattr(engine.RunningStats, "update", real_update)
     assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["step"] == 3
     assert not (tmp_path / "cut" / "model.pt").exists()
     train(None, tmp_path / "cut", resume=True, progress=False)

@@ -1,7 +1,7 @@
 """Dependent-factor dSprites: the subset recipe of Brekelmans et al. (2019), "Exact Rate-Distortion
 in Autoencoders via Echo Noise", Sec. 5.3 (authors' code: brekelma/echo, ``DSpritesCorrelated``).
 
-Recipe (spec/dependent-dsprites.md): shape gets one bin per value; every other factor is cut into
+Recipe (docs/dependent-subsets.md, "The recipe"): shape gets one bin per value; every other factor is cut into
 ``min(bins, size)`` contiguous bins (sizes ``size // nb``, the first ``size % nb`` one larger).
 A legacy ``np.random.RandomState(seed)`` draws one uniform per bin pair, for factor pairs (i, j),
 i < j, in order, and bin pairs in ``itertools.product`` order; a pair is dropped when its draw is
@@ -26,6 +26,8 @@ from dis_eval.data.factors import FACTOR_NAMES, FACTOR_SIZES, NUM_FACTORS, NUM_I
 from dis_eval.errors import UserError
 
 GENERATOR = "numpy.random.RandomState(seed) (legacy MT19937), one rand() per bin pair"
+
+NO_SUBSET = (None, "", "none", "full")  # spellings of "the whole set, no subset"
 
 # Named recipes. "authors" reproduces the paper's 15% / 1.49 nats (the class default of 8 blocks);
 # "paper-text" is what Sec. 5.3's text says (4 bins), which gives 16.9% / 1.44 nats.

@@ -1,11 +1,18 @@
-"""dSprites factors: the one place that knows their names, sizes, values and order.
+"""dSprites factors: the one place that knows their names, sizes, values and order; and the
+row-major arithmetic of any discrete factor grid.
 
 The official file enumerates images row-major over (color, shape, scale, orientation,
 posX, posY) with posY fastest. Colour has a single value and is dropped, as in
 disentanglement_lib's ``dsprites_full``, leaving five factors.
+
+``classes_to_index`` / ``index_to_classes`` default to dSprites' sizes; given ``sizes`` they
+work on any grid (row-major, last factor fastest).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,10 +28,24 @@ SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "heart")
 OFFICIAL_LATENT_NAMES: tuple[str, ...] = ("color",) + FACTOR_NAMES
 OFFICIAL_LATENT_SIZES: tuple[int, ...] = (1,) + FACTOR_SIZES
 
+# Grids with more combinations than this cannot be indexed in int64 arithmetic.
+MAX_GRID_ROWS = 2**62
+
+
+def grid_rows(sizes: Sequence[int]) -> int:
+    """Number of combinations of a grid (a Python int: no overflow)."""
+    return math.prod(int(s) for s in sizes)
+
+
+def grid_strides(sizes: Sequence[int]) -> np.ndarray:
+    """Row-major strides of a grid (last factor fastest): index = classes @ strides."""
+    if grid_rows(sizes) > MAX_GRID_ROWS:
+        raise ValueError(f"a grid of sizes {tuple(sizes)} has too many combinations to index")
+    return np.array([math.prod(int(s) for s in sizes[i + 1:]) for i in range(len(sizes))], dtype=np.int64)
+
+
 # index = sum(classes * STRIDES): posY varies fastest.
-STRIDES: np.ndarray = np.array(
-    [int(np.prod(FACTOR_SIZES[i + 1 :])) for i in range(NUM_FACTORS)], dtype=np.int64
-)
+STRIDES: np.ndarray = grid_strides(FACTOR_SIZES)
 
 
 def latent_possible_values() -> dict[str, np.ndarray]:
@@ -40,24 +61,35 @@ def latent_possible_values() -> dict[str, np.ndarray]:
     }
 
 
-def classes_to_index(classes: np.ndarray) -> np.ndarray:
-    """Map factor classes (..., 5) to indices into the full official ordering."""
+def classes_to_index(classes: np.ndarray, sizes: Sequence[int] = FACTOR_SIZES,
+                     names: Sequence[str] | None = None) -> np.ndarray:
+    """Map factor classes (..., F) to row-major indices into the grid of ``sizes``
+    (default: dSprites, i.e. indices into the full official ordering)."""
+    sizes = tuple(int(s) for s in sizes)
+    if names is None and sizes == FACTOR_SIZES:
+        names = FACTOR_NAMES
     classes = np.asarray(classes, dtype=np.int64)
-    if classes.shape[-1] != NUM_FACTORS:
-        raise ValueError(
-            f"factor classes need {NUM_FACTORS} columns {FACTOR_NAMES}, got shape {classes.shape}"
-        )
-    if np.any(classes < 0) or np.any(classes >= np.asarray(FACTOR_SIZES)):
-        raise ValueError(f"factor classes out of range; sizes are {dict(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True))}")
-    return classes @ STRIDES
+    if classes.shape[-1] != len(sizes):
+        cols = f" {tuple(names)}" if names is not None else ""
+        raise ValueError(f"factor classes need {len(sizes)} columns{cols}, got shape {classes.shape}")
+    if np.any(classes < 0) or np.any(classes >= np.asarray(sizes, dtype=np.int64)):
+        named = dict(zip(names, sizes, strict=True)) if names is not None else sizes
+        raise ValueError(f"factor classes out of range; sizes are {named}")
+    strides = STRIDES if sizes == FACTOR_SIZES else grid_strides(sizes)
+    return classes @ strides
 
 
-def index_to_classes(index: np.ndarray) -> np.ndarray:
-    """Map indices into the full official ordering to factor classes (..., 5)."""
+def index_to_classes(index: np.ndarray, sizes: Sequence[int] = FACTOR_SIZES) -> np.ndarray:
+    """Map row-major indices into the grid of ``sizes`` (default: dSprites' full official
+    ordering) to factor classes (..., F)."""
+    sizes = tuple(int(s) for s in sizes)
     index = np.asarray(index, dtype=np.int64)
-    if np.any(index < 0) or np.any(index >= NUM_IMAGES):
-        raise ValueError(f"image index out of range [0, {NUM_IMAGES})")
-    return (index[..., None] // STRIDES) % np.asarray(FACTOR_SIZES, dtype=np.int64)
+    total = grid_rows(sizes)
+    if np.any(index < 0) or np.any(index >= total):
+        what = "image index" if sizes == FACTOR_SIZES else "grid index"
+        raise ValueError(f"{what} out of range [0, {total})")
+    strides = STRIDES if sizes == FACTOR_SIZES else grid_strides(sizes)
+    return (index[..., None] // strides) % np.asarray(sizes, dtype=np.int64)
 
 
 def all_classes() -> np.ndarray:

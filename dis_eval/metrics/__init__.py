@@ -1,5 +1,15 @@
 """The metric suite: one module a score, each a pure function
-``compute_<name>(data, representation, random_state, **settings) -> dict``.
+``compute_<name>(data, representation, random_state, **settings) -> dict`` and its
+``<name>_from_codes(...)`` on arrays of codes and factor classes.
+
+``data`` is a ``dis_eval.data.GroundTruthData`` (dSprites or any discrete factor grid, e.g. a
+user's factors file): the metrics draw no random numbers themselves but ask it for rows
+(``sample_positions``, ``sample_batches``, ``sample_fixed_factor_batches``,
+``sample_paired_batches``) and read ``classes``, ``num_factors``, ``factor_names``.
+``representation(positions) -> (len, D)`` gives the codes of those rows.
+
+Importing this package imports neither scikit-learn nor scipy (the command line builds its
+parser from the names and defaults here): each metric imports them when it runs.
 
 ``REGISTRY[name] = (function, default settings, headline key)``; the defaults are
 disentanglement_lib's ``unsupervised_study_v1`` gin settings (IRS: its ``sample/irs`` gin).
@@ -37,7 +47,7 @@ REGISTRY: dict[str, tuple[MetricFn, dict[str, Any], str]] = {
     "irs": (irs.compute_irs, irs.DEFAULTS, irs.HEADLINE),
 }
 
-# The Echo authors' evaluation (spec/echo.md, "Evaluation representation"): the noisy sample
+# The Echo authors' evaluation (docs/evaluation-protocols.md, "The Echo authors' convention"): the noisy sample
 # representation asked in batches of 64, on the full independent grid, sample counts rounded
 # down to multiples of 64 (FactorVAE 9,984 / 4,992 / 9,984; MIG 9,984).
 PAPER_PRESET: dict[str, Any] = {

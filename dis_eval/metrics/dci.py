@@ -39,9 +39,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import scipy.stats
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
-from threadpoolctl import threadpool_limits
 
 from dis_eval.errors import UserError
 from dis_eval.metrics.utils import Representation, generate_batch_factor_code, require, require_int
@@ -54,6 +51,8 @@ BACKENDS = ("gbt", "hist")
 
 def _fit_one(backend: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
              y_test: np.ndarray) -> tuple[np.ndarray, float, float]:
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
     if backend == "gbt":
         model = GradientBoostingClassifier(
             loss="log_loss", learning_rate=0.1, n_estimators=100, subsample=1.0,
@@ -82,6 +81,8 @@ def importance_matrix(codes: np.ndarray, factors: np.ndarray, codes_test: np.nda
                       factor_names: tuple[str, ...] | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(D, F) importances and per-factor train/test accuracies; one classifier per factor."""
+    from threadpoolctl import threadpool_limits
+
     require(backend in BACKENDS, f"DCI backend must be one of {BACKENDS}, got {backend!r}")
     f = factors.shape[1]
     for j in range(f):
@@ -105,6 +106,8 @@ def importance_matrix(codes: np.ndarray, factors: np.ndarray, codes_test: np.nda
 
 def disentanglement(imp: np.ndarray) -> float:
     """Importance-weighted mean over latents of 1 - entropy (base F) of each latent's row."""
+    import scipy.stats
+
     per_code = 1.0 - scipy.stats.entropy(imp.T + 1e-11, base=imp.shape[1])
     if imp.sum() == 0.0:
         imp = np.ones_like(imp)
@@ -114,6 +117,8 @@ def disentanglement(imp: np.ndarray) -> float:
 
 def completeness(imp: np.ndarray) -> float:
     """Importance-weighted mean over factors of 1 - entropy (base D) of each factor's column."""
+    import scipy.stats
+
     per_factor = 1.0 - scipy.stats.entropy(imp + 1e-11, base=imp.shape[0])
     if imp.sum() == 0.0:
         imp = np.ones_like(imp)

@@ -35,8 +35,8 @@ DEFAULTS: dict[str, Any] = {"num_train": 10000, "batch_size": 16, "num_bins": 20
 HEADLINE = "IRS"
 
 
-def irs_from_codes(codes: np.ndarray, factors_discrete: np.ndarray,
-                   diff_quantile: float = 0.99) -> dict[str, Any]:
+def _irs_score(codes: np.ndarray, factors_discrete: np.ndarray,
+               diff_quantile: float = 0.99) -> dict[str, Any]:
     """IRS of (N, D') varying codes against (N, F) discrete factors."""
     num_lat = codes.shape[1]
     max_dev = np.max(np.abs(codes - codes.mean(axis=0)), axis=0)
@@ -58,6 +58,22 @@ def irs_from_codes(codes: np.ndarray, factors_discrete: np.ndarray,
     return {"IRS": float(score), "irs_per_latent": per_latent.tolist()}
 
 
+def irs_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20,
+                   diff_quantile: float = 0.99, report_dlib_fields: bool = False) -> dict[str, Any]:
+    """IRS of (N, D) codes against (N, F) factor classes: latents of zero variance dropped, the
+    factors discretised into ``num_bins`` equal-width bins, then the score (module docstring)."""
+    codes = np.asarray(codes)
+    active = codes.var(axis=0) > 0.0
+    if not active.any():
+        out: dict[str, Any] = {"IRS": 0.0, "irs_per_latent": [], "num_active_latents": 0}
+    else:
+        out = _irs_score(codes[:, active], histogram_discretize(factors, num_bins), diff_quantile)
+        out["num_active_latents"] = int(active.sum())
+    if report_dlib_fields:
+        out["num_active_dims"] = float(np.sum(codes[:, active]))  # dlib: sum of the values
+    return out
+
+
 def compute_irs(data: Any, representation: Representation,
                 random_state: np.random.RandomState, **settings: Any) -> dict[str, Any]:
     """IRS of ``representation`` on ``data`` (see the module docstring)."""
@@ -68,12 +84,4 @@ def compute_irs(data: Any, representation: Representation,
     q = float(s["diff_quantile"])
     require(0.0 < q <= 1.0, f"IRS diff_quantile must be in (0, 1], got {q}")
     codes, factors = generate_batch_factor_code(data, representation, num_train, random_state, batch_size)
-    active = codes.var(axis=0) > 0.0
-    if not active.any():
-        out: dict[str, Any] = {"IRS": 0.0, "irs_per_latent": [], "num_active_latents": 0}
-    else:
-        out = irs_from_codes(codes[:, active], histogram_discretize(factors, num_bins), q)
-        out["num_active_latents"] = int(active.sum())
-    if s["report_dlib_fields"]:
-        out["num_active_dims"] = float(np.sum(codes[:, active]))  # dlib: sum of the values
-    return out
+    return irs_from_codes(codes, factors, num_bins, q, bool(s["report_dlib_fields"]))

@@ -12,11 +12,15 @@ Notes: the plug-in MI has a positive floor, so random codes score slightly above
 sensitive to outliers. Chen et al.'s original (sampled z, whole data set, shape excluded,
 log-cardinality normaliser) is a *different* metric and is not what this computes.
 
+The gap of step 4 has one definition, :func:`mig_gaps`, which the MI heatmap
+(``dis_eval.plots.mi_heatmap``) uses too, so the figure's gaps are MIG's.
+
 Defined values: a latent that is constant falls in one bin and carries 0 MI. A factor that
-takes a single value among the drawn rows has entropy 0 and no gap to normalise: this
-raises a UserError (dlib would return NaN). With one latent there is no second-best latent:
-its gap is its MI (the second best counts as 0). Keys: ``discrete_mig`` (headline, dlib's
-name), ``mig_per_factor``.
+takes a single value among the drawn rows has entropy 0 and no gap to normalise: its gap is
+undefined (NaN in :func:`mig_gaps`), and the score raises a UserError (dlib would return
+NaN). With one latent there is no second-best latent: the second best counts as 0, so the
+gap is that latent's MI over the entropy (dlib would fail on the missing row). Keys:
+``discrete_mig`` (headline, dlib's name), ``mig_per_factor``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,27 @@ DEFAULTS: dict[str, Any] = {"num_train": 10000, "batch_size": 16, "num_bins": 20
 HEADLINE = "discrete_mig"
 
 
+def mig_gaps(mi: np.ndarray, entropy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4 per factor, from the MI matrix (D latents, F factors) and the entropies (F,).
+
+    Returns the normalised gaps (F,) = (largest MI - second largest MI) / entropy, NaN where
+    the entropy is 0, and the two latents holding the largest and second largest MI (F, 2;
+    ties go to the lower latent; -1 where there is no second latent, whose MI counts as 0).
+    """
+    mi = np.asarray(mi, dtype=np.float64)
+    entropy = np.asarray(entropy, dtype=np.float64)
+    order = np.argsort(-mi, axis=0, kind="stable")
+    ranked = np.take_along_axis(mi, order, axis=0)
+    if mi.shape[0] > 1:
+        second, top2 = ranked[1], order[:2].T
+    else:
+        second = np.zeros(mi.shape[1])
+        top2 = np.stack([order[0], np.full(mi.shape[1], -1)], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gaps = np.where(entropy > 0, np.divide(ranked[0] - second, entropy), np.nan)
+    return gaps, top2
+
+
 def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20,
                    factor_names: tuple[str, ...] | None = None) -> dict[str, Any]:
     """MIG of (N, D) codes against (N, F) factor classes (steps 2-4 above)."""
@@ -51,9 +76,7 @@ def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20,
             f"MIG is undefined: factor(s) {', '.join(bad)} take a single value among the "
             f"{factors.shape[0]} rows drawn; use more rows or a data set where they vary"
         )
-    sorted_mi = np.sort(mi, axis=0)[::-1]
-    second = sorted_mi[1, :] if mi.shape[0] > 1 else np.zeros(mi.shape[1])
-    per_factor = np.divide(sorted_mi[0, :] - second, entropy)
+    per_factor, _ = mig_gaps(mi, entropy)
     return {
         "discrete_mig": float(np.mean(per_factor)),
         "mig_per_factor": per_factor.tolist(),

@@ -25,10 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from threadpoolctl import threadpool_limits
 
 from dis_eval.errors import UserError
 from dis_eval.metrics.utils import (
@@ -57,6 +53,8 @@ def modularity(mi: np.ndarray) -> float:
 
 
 def _auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
     ind = (y[:, None] == classes[None, :]).astype(int)
     keep = (ind.sum(axis=0) > 0) & (ind.sum(axis=0) < len(y))
     return float(roc_auc_score(ind[:, keep], proba[:, keep], average="macro"))
@@ -64,6 +62,9 @@ def _auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
 
 def explicitness_per_factor(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                             y_test: np.ndarray) -> tuple[float, float]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     clf = LogisticRegression(C=1.0, solver="lbfgs", max_iter=100, tol=1e-4, fit_intercept=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -77,6 +78,9 @@ def modularity_explicitness_from_codes(codes: np.ndarray, factors: np.ndarray,
                                        num_bins: int = 20,
                                        factor_names: tuple[str, ...] | None = None,
                                        n_jobs: int | None = None) -> dict[str, Any]:
+    """Modularity and explicitness of (N, D) codes against (N, F) factor classes."""
+    from threadpoolctl import threadpool_limits
+
     for j in range(factors.shape[1]):
         if np.unique(factors[:, j]).size < 2:
             name = factor_names[j] if factor_names else str(j)

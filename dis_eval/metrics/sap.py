@@ -28,8 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.svm import LinearSVC
 
 from dis_eval.errors import UserError
 from dis_eval.metrics.utils import Representation, generate_batch_factor_code, require_int
@@ -43,6 +41,9 @@ def score_matrix(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray,
                  factors_test: np.ndarray, continuous: bool,
                  factor_names: tuple[str, ...] | None = None, n_jobs: int | None = None) -> np.ndarray:
     """(D, F) matrix of per-latent predictability of each factor."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
     d, f = codes.shape[1], factors.shape[1]
     m = np.zeros((d, f))
     for j in range(f):
@@ -75,6 +76,17 @@ def score_matrix(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray,
     return m
 
 
+def sap_from_codes(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray,
+                   factors_test: np.ndarray, continuous: bool = False,
+                   factor_names: tuple[str, ...] | None = None, n_jobs: int | None = None) -> dict[str, Any]:
+    """SAP of (N, D) codes against (N, F) factor classes (training and test rows): the mean over
+    factors of the gap between the two most predictive latents of :func:`score_matrix`."""
+    m = score_matrix(codes, factors, codes_test, factors_test, continuous, factor_names, n_jobs)
+    srt = np.sort(m, axis=0)
+    second = srt[-2, :] if m.shape[0] > 1 else np.zeros(m.shape[1])
+    return {"SAP_score": float(np.mean(srt[-1, :] - second)), "score_matrix": m.tolist()}
+
+
 def compute_sap(data: Any, representation: Representation,
                 random_state: np.random.RandomState, **settings: Any) -> dict[str, Any]:
     """SAP score of ``representation`` on ``data`` (see the module docstring)."""
@@ -84,8 +96,5 @@ def compute_sap(data: Any, representation: Representation,
     batch_size = require_int(s, "batch_size", 1)
     codes, factors = generate_batch_factor_code(data, representation, num_train, random_state, batch_size)
     codes_t, factors_t = generate_batch_factor_code(data, representation, num_test, random_state, batch_size)
-    m = score_matrix(codes, factors, codes_t, factors_t, bool(s["continuous_factors"]),
-                     tuple(data.factor_names), s["n_jobs"])
-    srt = np.sort(m, axis=0)
-    second = srt[-2, :] if m.shape[0] > 1 else np.zeros(m.shape[1])
-    return {"SAP_score": float(np.mean(srt[-1, :] - second)), "score_matrix": m.tolist()}
+    return sap_from_codes(codes, factors, codes_t, factors_t, bool(s["continuous_factors"]),
+                          tuple(data.factor_names), s["n_jobs"])

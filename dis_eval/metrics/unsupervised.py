@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from dis_eval.metrics.utils import (
     Representation,
@@ -39,6 +38,8 @@ def gaussian_total_correlation(cov: np.ndarray) -> float:
 
 
 def gaussian_wasserstein_correlation(cov: np.ndarray) -> float:
+    import scipy.linalg
+
     sqrtm = scipy.linalg.sqrtm(cov * np.expand_dims(np.diag(cov), axis=1))
     return float(np.real(2 * np.trace(cov) - 2 * np.trace(sqrtm)))
 

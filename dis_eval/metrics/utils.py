@@ -1,9 +1,12 @@
-"""Shared pieces of the metric suite: sampling in disentanglement_lib's batch structure,
-input validation, the histogram discretiser and plug-in mutual information.
+"""Shared pieces of the metric suite: asking a representation for codes in
+disentanglement_lib's batch structure, settings checks, the histogram discretiser and
+plug-in mutual information.
 
-Everything here mirrors ``disentanglement_lib.evaluation.metrics.utils`` (Locatello et al.,
-2019) in definition *and* in the order random numbers are consumed, so that a metric run
-with the same ``numpy.random.RandomState`` draws the very same factors as the reference.
+Metrics draw nothing themselves: every random row comes from the data object
+(``data.sample_batches`` and friends, :mod:`dis_eval.data.sampling`), which consumes the
+``numpy.random.RandomState`` exactly as ``disentanglement_lib`` (Locatello et al., 2019)
+does on the full grid. The estimators here match ``disentanglement_lib.evaluation.metrics.utils``
+in definition and in floating-point results.
 """
 
 from __future__ import annotations
@@ -14,34 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from dis_eval.encode.codes import validate_codes
 from dis_eval.errors import UserError
-from dis_eval.metrics.fast_draws import grid_factor_batches
 
 Representation = Callable[[np.ndarray], np.ndarray]
 
 
 # --------------------------------------------------------------------------- validation
-def check_codes(codes: Any, num_rows: int, where: str = "representation") -> np.ndarray:
-    """Return ``codes`` as a float64 (num_rows, D) array or raise a one-line UserError."""
-    arr = np.asarray(codes)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise UserError(f"{where} must return a 2-D array (rows, latents), got shape {arr.shape}")
-    if arr.shape[0] != num_rows:
-        raise UserError(
-            f"{where} returned {arr.shape[0]} rows for {num_rows} inputs; it must give one code per row"
-        )
-    if arr.shape[1] == 0:
-        raise UserError(f"{where} returned codes with 0 latent dimensions")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise UserError(f"{where} returned non-numeric codes (dtype {arr.dtype})")
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.sum(~np.isfinite(arr)))
-        raise UserError(
-            f"{where} returned {bad} NaN or infinite code values; fix the encoder/codes (metrics need finite codes)"
-        )
-    return arr
+def _checked(codes: Any, num_rows: int) -> np.ndarray:
+    """The representation's answer as a finite (num_rows, D) array, or a one-line UserError
+    (the project's one codes validator, :func:`dis_eval.encode.codes.validate_codes`)."""
+    return validate_codes(codes, num_rows, "representation codes", rows_of="the call asked for")
 
 
 def require(cond: bool, message: str) -> None:
@@ -60,7 +46,7 @@ def require_int(settings: dict[str, Any], name: str, minimum: int) -> int:
     return value
 
 
-# --------------------------------------------------------------------------- sampling
+# --------------------------------------------------------------------------- codes of rows
 def represent(rep: Representation, positions: np.ndarray, batch_size: int) -> np.ndarray:
     """Codes of ``positions``, asking ``rep`` in chunks of ``batch_size`` as dlib does.
 
@@ -71,21 +57,21 @@ def represent(rep: Representation, positions: np.ndarray, batch_size: int) -> np
     positions = np.asarray(positions, dtype=np.int64)
     n = positions.shape[0]
     if getattr(rep, "batch_invariant", False) or n <= batch_size:
-        return check_codes(rep(positions), n)
+        return _checked(rep(positions), n)
     full = (n // batch_size) * batch_size
     if hasattr(rep, "batched") and full > 0:  # vectorised over whole batches, then the rest
         head = rep.batched(positions[:full].reshape(-1, batch_size))
-        head = check_codes(head.reshape(full, -1), full)
+        head = _checked(head.reshape(full, -1), full)
         if full == n:
             return head
-        tail = check_codes(rep(positions[full:]), n - full)
+        tail = _checked(rep(positions[full:]), n - full)
         return np.concatenate([head, tail], axis=0)
     parts = [rep(positions[i : i + batch_size]) for i in range(0, n, batch_size)]
-    first = check_codes(parts[0], min(batch_size, n))
+    first = _checked(parts[0], min(batch_size, n))
     out = np.empty((n, first.shape[1]), dtype=np.float64)
     for k, part in enumerate(parts):
         lo = k * batch_size
-        out[lo : lo + batch_size] = check_codes(part, min(batch_size, n - lo))
+        out[lo : lo + batch_size] = _checked(part, min(batch_size, n - lo))
     return out
 
 
@@ -98,55 +84,25 @@ def represent_batches(rep: Representation, positions: np.ndarray) -> np.ndarray:
     nb, b = positions.shape[:2]
     flat = positions.reshape(nb * b)
     if getattr(rep, "batch_invariant", False):
-        codes = check_codes(rep(flat), nb * b)
+        codes = _checked(rep(flat), nb * b)
     elif hasattr(rep, "batched"):
-        codes = check_codes(np.asarray(rep.batched(positions)).reshape(nb * b, -1), nb * b)
+        codes = _checked(np.asarray(rep.batched(positions)).reshape(nb * b, -1), nb * b)
     else:
         codes = represent(rep, flat, b)
     return codes.reshape(nb, b, codes.shape[1])
 
 
-def fast_grid(data: Any) -> bool:
-    """True when ``data.sample_factors`` is the full grid's dlib sampler (one
-    ``randint(size, size=n)`` per factor column), so draws may be replayed in bulk."""
-    from dis_eval.data import GroundTruthData
-
-    return (isinstance(data, GroundTruthData) and data.is_full_grid
-            and type(data).sample_factors is GroundTruthData.sample_factors)
-
-
-def sample_factor_batches(data: Any, num_points: int, random_state: np.random.RandomState,
-                          batch_size: int) -> np.ndarray:
-    """Factor classes for ``num_points`` draws, drawn ``batch_size`` at a time.
-
-    Same random-number consumption as dlib's ``generate_batch_factor_code`` (one
-    ``sample_factors`` call per batch, the last batch possibly short).
-    """
-    chunks = []
-    i = 0
-    if fast_grid(data) and num_points >= batch_size:
-        nb = num_points // batch_size
-        f, _ = grid_factor_batches(data.factor_sizes, batch_size, nb, random_state)
-        chunks.append(f.reshape(nb * batch_size, -1))
-        i = nb * batch_size
-    while i < num_points:
-        m = min(num_points - i, batch_size)
-        chunks.append(data.sample_factors(m, random_state))
-        i += m
-    return np.concatenate(chunks, axis=0).astype(np.int64)
-
-
 def generate_batch_factor_code(data: Any, rep: Representation, num_points: int,
                                random_state: np.random.RandomState,
                                batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Codes (num_points, D) and factor classes (num_points, F) of random rows.
+    """Codes (num_points, D) and factor classes (num_points, F) of random rows, drawn by the
+    data object ``batch_size`` at a time (``data.sample_batches``) and asked in those batches.
 
     Note the orientation: rows are points (dlib returns the transpose).
     """
-    factors = sample_factor_batches(data, num_points, random_state, batch_size)
-    positions = data.factors_to_positions(factors)
+    positions = data.sample_batches(num_points, batch_size, random_state)
     codes = represent(rep, positions, batch_size)
-    return codes, factors
+    return codes, np.asarray(data.classes[positions], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- discretisation / MI

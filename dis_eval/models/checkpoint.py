@@ -16,9 +16,7 @@ import torch
 
 from dis_eval.atomic import atomic_open
 from dis_eval.errors import UserError
-
-MODEL_FILE = "model.pt"
-CHECKPOINT_FILE = "checkpoint.pt"
+from dis_eval.run_dir import CHECKPOINT_FILE, MODEL_FILE, RunDir
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -60,10 +58,18 @@ def _to_tuples(x: Any) -> Any:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """A checkpoint or model file, loaded with ``weights_only=True`` (nothing in it can run)."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        blob = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError as exc:
         raise UserError(f"no checkpoint at {path}") from exc
+    except Exception as exc:  # noqa: BLE001 - truncated zip, foreign pickle, random bytes
+        why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is not a readable dis-eval checkpoint ({why}); it may be truncated or "
+                        "damaged: train again, or resume from an intact copy") from None
+    if not isinstance(blob, dict):
+        raise UserError(f"{path} holds {type(blob).__name__}, not a dis-eval checkpoint")
+    return blob
 
 
 def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu"
@@ -72,18 +78,26 @@ def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = 
 
     Returns ``(model in eval mode on device, resolved training config dict)``.
     """
-    from dis_eval.models import build_model  # local: the registry imports this module
+    from dis_eval.models.build import build_model
+    from dis_eval.models.spec import ModelSpec
 
     path = Path(path_or_run_dir)
     if path.is_dir():
-        path = path / MODEL_FILE if (path / MODEL_FILE).exists() else path / CHECKPOINT_FILE
+        run = RunDir(path)
+        path = run.model if run.model.exists() else run.checkpoint
     if not path.exists():
         raise UserError(f"no trained model at {path_or_run_dir} (expected a run folder with "
                         f"{MODEL_FILE} or {CHECKPOINT_FILE}, or such a file)")
     blob = load_checkpoint(path, map_location="cpu")
+    if "config" not in blob or not ("state_dict" in blob or "model" in blob):
+        raise UserError(f"{path} is not a dis-eval model or checkpoint (no config and weights in it)")
     config = blob["config"]
     state = blob["state_dict"] if "state_dict" in blob else blob["model"]
-    model, _ = build_model(config)
-    model.load_state_dict(state)
+    model, _ = build_model(ModelSpec.from_config(config))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: the weights do not fit the model its config describes "
+                        f"({str(exc).splitlines()[0]})") from None
     model.to(device).eval()
     return model, config

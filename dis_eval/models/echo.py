@@ -9,60 +9,19 @@ scales times the next f, computed in log space.
 Rate (Theorem 2.2, diagonal S): I(x; z) = -E_x sum_j log s_j(x), exact, with log s including the
 clip factor r.
 
-Clip factor (App. B): with |f| <= M and every scale <= r, the remainder after d terms is at most
-M r^d / (1 - r); r solves M r^d / (1 - r) = precision (float32: 2^-23). This module is the one place
-that computes it.
+Clip factor (App. B): computed in ``dis_eval.models.clip``; f = tanh(a / 16) keeps |f| <= M = 1.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
-from scipy.optimize import brentq
 from torch import nn
 
 from dis_eval.models.architecture import ConvEncoder, DeconvDecoder, glorot_init_
-
-FLOAT32_PRECISION = 2.0**-23
-# f = tanh(a / 16) (the authors' "tanh16" for dSprites): bounded by M = 1, wider linear range.
-F_INPUT_SCALE = 16.0
-F_BOUND = 1.0
-
-
-@lru_cache(maxsize=64)
-def clip_factor(d_max: int, f_bound: float = F_BOUND, precision: float = FLOAT32_PRECISION) -> float:
-    """The largest scale r with M r^d_max / (1 - r) = precision (App. B), by Brent's method.
-
-    d_max = 64 gives 0.7622 (the authors' dSprites value), 63 gives 0.7591, 100 gives 0.8373.
-    """
-    if d_max < 1:
-        raise ValueError(f"d_max must be >= 1, got {d_max}")
-    if f_bound <= 0 or not 0 < precision < 1:
-        raise ValueError("f_bound must be > 0 and precision in (0, 1)")
-
-    # Solve in log space: d log r - log(1 - r) - log(precision / M) = 0, increasing in r.
-    target = math.log(precision / f_bound)
-
-    def g(r: float) -> float:
-        return d_max * math.log(r) - math.log1p(-r) - target
-
-    lo, hi = 1e-300, 1.0 - 1e-15
-    if g(lo) > 0:  # precision >= M / (1 - 0): any r works; no finite clip needed
-        raise ValueError("precision is not below the bound M; the clip factor is undefined")
-    return float(brentq(g, lo, hi, xtol=1e-15, rtol=8.9e-16, maxiter=500))
-
-
-def truncation_bound(r: float, terms: int, f_bound: float = F_BOUND) -> float:
-    """Upper bound on the Echo sum's remainder after ``terms`` terms: M r^terms / (1 - r)."""
-    return f_bound * r**terms / (1.0 - r)
-
-
-def echo_terms(d_max: int, batch_size: int) -> int:
-    """Terms actually summed: sampling without replacement, excluding self, leaves B - 1 others."""
-    return max(0, min(d_max, batch_size - 1))
+from dis_eval.models.clip import F_INPUT_SCALE, clip_factor, echo_terms
 
 
 def other_member_orders(batch_size: int, terms: int, generator: torch.Generator | None,
@@ -78,25 +37,33 @@ def other_member_orders(batch_size: int, terms: int, generator: torch.Generator 
     return keys.argsort(dim=1)[:, :terms]
 
 
+def echo_noise_from_orders(f: torch.Tensor, log_s: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
+    """Echo noise from f and log s (B, D) and the other members' orders (B, T); or a stack of
+    independent batches: (nb, B, D) and (nb, B, T). The one implementation of Eq. 2.
+
+    eps_i = sum_{k<T} exp(sum_{m<k} log s_{l_m}) f_{l_k}, l = orders[i]: the products of scales
+    are an exclusive cumulative sum in log space (term 0 has scale product 1). Gradients flow
+    through f and log s of the other members (never detached).
+    """
+    if f.ndim == 2:
+        f_sel, ls_sel = f[orders], log_s[orders]  # (B, T, D)
+    else:
+        batch = torch.arange(f.shape[0], device=f.device).view(-1, 1, 1)
+        f_sel, ls_sel = f[batch, orders], log_s[batch, orders]  # (nb, B, T, D)
+    excl = F.pad(torch.cumsum(ls_sel[..., :-1, :], dim=-2), (0, 0, 1, 0))
+    return (torch.exp(excl) * f_sel).sum(dim=-2)
+
+
 def echo_noise(f: torch.Tensor, log_s: torch.Tensor, terms: int,
                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Echo noise eps (B, D) from the batch's own f (B, D) and log s (B, D) (log s includes log r).
-
-    eps_i = sum_{k<terms} exp(sum_{m<k} log s_{l_m}) f_{l_k} over a fresh random ordering l of the
-    other members. Gradients flow through f and log s of the other examples (never detached).
-    """
+    """Echo noise eps (B, D) from the batch's own f (B, D) and log s (B, D) (log s includes log r),
+    over a fresh random ordering of the other members per example."""
     batch, _ = f.shape
     if terms > batch - 1:
         raise ValueError(f"at most B - 1 = {batch - 1} Echo terms exist in a batch of {batch}, asked {terms}")
     if terms < 1:
         raise ValueError(f"Echo noise needs a batch of at least 2 (got {batch})")
-    order = other_member_orders(batch, terms, generator, f.device)  # (B, T)
-    f_sel = f[order]  # (B, T, D)
-    ls_sel = log_s[order]
-    # Exclusive cumulative sum along the echo axis: term 0 has scale product 1.
-    excl = torch.cumsum(ls_sel[:, :-1], dim=1)
-    excl = F.pad(excl, (0, 0, 1, 0))
-    return (torch.exp(excl) * f_sel).sum(dim=1)
+    return echo_noise_from_orders(f, log_s, other_member_orders(batch, terms, generator, f.device))
 
 
 def echo_sample(f: torch.Tensor, log_s: torch.Tensor, terms: int,
@@ -110,6 +77,11 @@ def echo_rate_per_example(log_s: torch.Tensor) -> torch.Tensor:
     return -log_s.sum(dim=1)
 
 
+def echo_rate_per_dim(log_s: torch.Tensor) -> torch.Tensor:
+    """Batch mean of -log s_j (D,): the exact I(x; z_j) estimate; its sum is the rate."""
+    return -log_s.mean(dim=0)
+
+
 class EchoAutoencoder(nn.Module):
     """disentanglement_lib's conv encoder/decoder with the Echo channel in between.
 
@@ -119,12 +91,12 @@ class EchoAutoencoder(nn.Module):
 
     family = "echo"
 
-    def __init__(self, num_latents: int = 10, d_max: int = 64,
-                 precision: float = FLOAT32_PRECISION) -> None:
+    def __init__(self, num_latents: int = 10, d_max: int = 64, clip: float | None = None) -> None:
         super().__init__()
         self.num_latents = num_latents
         self.d_max = int(d_max)
-        self.clip = clip_factor(self.d_max, F_BOUND, precision)
+        # ModelSpec.echo_clip passes the clip it computed; built directly, the default precision.
+        self.clip = clip_factor(self.d_max) if clip is None else float(clip)
         # A buffer so that a saved model carries the clip it was trained with.
         self.register_buffer("log_clip", torch.tensor(math.log(self.clip), dtype=torch.float32))
         self.encoder = ConvEncoder(num_latents)
@@ -145,6 +117,5 @@ class EchoAutoencoder(nn.Module):
         return echo_sample(mean, aux, echo_terms(self.d_max, mean.shape[0]), generator)
 
     def rate_per_dim(self, mean: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        """Batch mean of -log s_j (D,): the exact I(x; z_j) estimate; its sum is the rate."""
         del mean  # the rate never depends on f
-        return -aux.mean(dim=0)
+        return echo_rate_per_dim(aux)

@@ -19,6 +19,11 @@ def gaussian_kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return 0.5 * (mean.square() + logvar.exp() - logvar - 1.0)
 
 
+def gaussian_rate_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Batch mean of KL per latent (D,); its sum is the KL term of the ELBO."""
+    return gaussian_kl_per_dim(mean, logvar).mean(dim=0)
+
+
 def gaussian_sample(mean: torch.Tensor, logvar: torch.Tensor,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Reparameterised sample mean + exp(logvar / 2) * eps, eps ~ N(0, I)."""
@@ -49,5 +54,4 @@ class GaussianVAE(nn.Module):
         return gaussian_sample(mean, aux, generator)
 
     def rate_per_dim(self, mean: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        """Batch mean of KL per latent (D,); its sum is the KL term of the ELBO."""
-        return gaussian_kl_per_dim(mean, aux).mean(dim=0)
+        return gaussian_rate_per_dim(mean, aux)

@@ -1,10 +1,13 @@
-"""Shared figure plumbing: a headless backend, atomic PNG/PDF writing, active latents,
-per-latent rates and the shape colours of the paper's Fig. 4."""
+"""Shared figure plumbing: headless backend, atomic figure/GIF files, active latents, colours.
+
+Figures and GIFs are written through ``dis_eval.atomic`` (a temporary file beside the target,
+renamed into place). Active latents follow Chen et al. (2018); per-latent rates come from the
+models (``dis_eval.models.rate_per_latent``); the shape colours are those of the paper's Fig. 4.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +17,8 @@ matplotlib.use("Agg")  # figures are files; never open a window (CI and servers 
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from dis_eval.atomic import atomic_path  # noqa: E402
 
 # The paper's Fig. 4 caption (Brekelmans et al. 2019): orange, blue and green lines are
 # ellipse, square and heart. Keyed by the names in dis_eval.data.factors.SHAPE_NAMES.
@@ -37,59 +42,29 @@ def active_latents(mean: np.ndarray, threshold: float = ACTIVE_VARIANCE) -> np.n
     return np.flatnonzero(latent_variances(mean) > threshold)
 
 
-def latent_rates(mean: np.ndarray, aux: np.ndarray | None, family: str) -> np.ndarray | None:
-    """Average per-latent rate in nats over the encoded rows, or None without ``aux``.
-
-    Echo (Brekelmans et al. 2019, Eq. for I(x;z)): rate_j = -E_x[log s_j(x)], with ``aux`` =
-    log s_j (clip factor included). Gaussian VAE: KL(q(z_j|x) || N(0,1)) averaged over x,
-    0.5 * E[mu^2 + exp(logvar) - logvar - 1], with ``aux`` = log-variance.
-    """
-    if aux is None:
-        return None
-    aux = np.asarray(aux, dtype=np.float64)
-    if family == "echo":
-        return -aux.mean(axis=0)
-    mean = np.asarray(mean, dtype=np.float64)
-    return 0.5 * (mean**2 + np.exp(aux) - aux - 1.0).mean(axis=0)
-
-
-def save_figure(fig: plt.Figure, stem: str | Path, formats: Sequence[str] = FIGURE_FORMATS,
+def save_figure(fig: plt.Figure, stem: str | os.PathLike, formats: Sequence[str] = FIGURE_FORMATS,
                 dpi: int = 130) -> list[Path]:
-    """Save ``fig`` as ``stem.<fmt>`` for each format, atomically, then close it."""
+    """Save ``fig`` as ``stem.<fmt>`` for each format (tight bounding box), atomically, then close it."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     try:
         for fmt in formats:
             path = stem.with_name(f"{stem.name}.{fmt}")
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
-            os.close(fd)
-            try:
+            with atomic_path(path, suffix=f".{fmt}") as tmp:
                 fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
             paths.append(path)
     finally:
         plt.close(fig)
     return paths
 
 
-def save_gif(frames: Sequence[np.ndarray], path: str | Path, duration_ms: int = 150) -> Path:
+def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, duration_ms: int = 150) -> Path:
     """Write uint8 RGB/grey frames as a looping animated GIF (atomically)."""
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".gif")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".gif") as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
                        duration=duration_ms)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

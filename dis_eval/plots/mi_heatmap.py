@@ -2,8 +2,9 @@
 
 The estimator is MIG's own (Chen et al. 2018, as in disentanglement_lib): each latent
 discretised into equal-width bins over its own range, plug-in MI against the factor
-classes, gap = (largest - second largest MI) / H(factor). The helpers come from
-``dis_eval.metrics.utils`` so the figure and the MIG score cannot disagree.
+classes, gap = (largest - second largest MI) / H(factor). The estimators come from
+``dis_eval.metrics.utils`` and the gap from ``dis_eval.metrics.mig.mig_gaps``, so the figure
+and the MIG score cannot disagree (edge cases included: one latent, a factor of entropy 0).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import seaborn as sns
 from matplotlib.patches import Rectangle
 
 from dis_eval.data.factors import FACTOR_NAMES
+from dis_eval.metrics.mig import mig_gaps
 from dis_eval.metrics.utils import discrete_entropy, discrete_mutual_info, histogram_discretize
 from dis_eval.plots.common import save_figure
 
 
 @dataclass
 class MIResult:
-    """mi: (D, F) nats; entropy: (F,); gap: (F,) normalised top-two gap; top2: (F, 2) latents."""
+    """mi: (D, F) nats; entropy: (F,); gap: (F,) MIG's normalised top-two gap (NaN where the
+    factor's entropy is 0); top2: (F, 2) latents (-1: no second latent)."""
 
     mi: np.ndarray
     entropy: np.ndarray
@@ -42,12 +45,7 @@ def mi_matrix(codes: np.ndarray, classes: np.ndarray, num_bins: int = 20) -> MIR
     classes = np.asarray(classes, dtype=np.int64)
     mi = discrete_mutual_info(histogram_discretize(codes, num_bins), classes)
     entropy = discrete_entropy(classes)
-    order = np.argsort(-mi, axis=0, kind="stable")
-    top2 = order[:2].T if mi.shape[0] >= 2 else np.repeat(order[:1].T, 2, axis=1)
-    sorted_mi = np.take_along_axis(mi, order, axis=0)
-    second = sorted_mi[1] if mi.shape[0] >= 2 else np.zeros(mi.shape[1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(entropy > 0, (sorted_mi[0] - second) / entropy, 0.0)
+    gap, top2 = mig_gaps(mi, entropy)
     return MIResult(mi=mi, entropy=entropy, gap=gap, top2=top2)
 
 
@@ -55,12 +53,13 @@ def plot_mi_heatmap(codes: np.ndarray, classes: np.ndarray, stem: str | Path, ti
                     num_bins: int = 20, factor_names: Sequence[str] = FACTOR_NAMES,
                     inactive: Sequence[int] = ()) -> tuple[list[Path], MIResult]:
     """Heatmap of MI (nats), rows latents, columns factors; per factor the largest MI has a
-    solid black frame, the second a dashed one, and the column label gives H and the gap."""
+    solid red frame, the second a dashed one, and the column label gives H and the gap."""
     res = mi_matrix(codes, classes, num_bins)
     d, f = res.mi.shape
     fig, ax = plt.subplots(figsize=(1.5 * f + 2.5, 0.45 * d + 2.2))
     ylabels = [f"z{j}" + (" (inactive)" if j in set(inactive) else "") for j in range(d)]
-    xlabels = [f"{factor_names[k]}\nH={res.entropy[k]:.2f}\ngap={res.gap[k]:.3f}" for k in range(f)]
+    gaps = ["undefined" if np.isnan(g) else f"{g:.3f}" for g in res.gap]
+    xlabels = [f"{factor_names[k]}\nH={res.entropy[k]:.2f}\ngap={gaps[k]}" for k in range(f)]
     sns.heatmap(res.mi, ax=ax, cmap="viridis", vmin=0.0, annot=True, fmt=".2f",
                 annot_kws={"fontsize": 7}, xticklabels=xlabels, yticklabels=ylabels,
                 cbar_kws={"label": "mutual information (nats)"})
@@ -68,12 +67,14 @@ def plot_mi_heatmap(codes: np.ndarray, classes: np.ndarray, stem: str | Path, ti
         best, second = res.top2[k]
         # Inset a little so that marks in neighbouring cells stay distinct.
         ax.add_patch(Rectangle((k + 0.04, best + 0.06), 0.92, 0.88, fill=False, edgecolor="red", lw=2.5))
-        ax.add_patch(Rectangle((k + 0.04, second + 0.06), 0.92, 0.88, fill=False, edgecolor="red", lw=1.5,
-                               ls="--"))
+        if second >= 0:
+            ax.add_patch(Rectangle((k + 0.04, second + 0.06), 0.92, 0.88, fill=False, edgecolor="red", lw=1.5,
+                                   ls="--"))
     ax.set_xlabel("factor (H: entropy in nats; gap: (top MI - 2nd MI) / H)")
     ax.set_ylabel("latent")
     ax.tick_params(axis="y", rotation=0)
     head = f"{title}\n" if title else ""
+    mig = "undefined" if np.isnan(res.mig) else f"{res.mig:.3f}"
     ax.set_title(f"{head}MI latent x factor, {len(codes):,} rows, {num_bins} equal-width bins; "
-                 f"MIG = {res.mig:.3f}\nsolid red: top latent per factor, dashed: second", fontsize=9)
+                 f"MIG = {mig}\nsolid red: top latent per factor, dashed: second", fontsize=9)
     return save_figure(fig, stem), res

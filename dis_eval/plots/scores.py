@@ -1,5 +1,9 @@
-"""Score plots for ``dis-eval compare``: each configuration's scores with one point per seed
-(and its mean ± sd), and score against beta / lambda per model."""
+"""Score plots for ``dis-eval compare``: scores per configuration, and score against beta / lambda.
+
+Both take ``dis_eval.results.long_scores``' frame (one row per run and score, columns
+``dis_eval.results.tables.LONG_COLUMNS``): each configuration's scores with one point per seed
+(and its mean ± sd), and score against beta / lambda per model and training data.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""Encoders from files: a TorchScript module or ``path/to/module.py:function`` (run only when
+the user names it on the command line), and the normalisation of what an encoder returns."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dis_eval.errors import UserError
+
+
+def load_encoder(spec: str) -> Callable[[torch.Tensor], Any]:
+    """An encoder from ``FILE`` (a TorchScript module) or ``path/to/module.py:function``."""
+    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
+        path_s, fn_name = spec.rsplit(":", 1)
+        path = Path(path_s)
+        if not path.exists():
+            raise UserError(f"encoder module {path} does not exist")
+        mod_spec = importlib.util.spec_from_file_location(f"_dis_eval_user_encoder_{path.stem}", path)
+        if mod_spec is None or mod_spec.loader is None:
+            raise UserError(f"cannot import {path} as a Python module")
+        module = importlib.util.module_from_spec(mod_spec)
+        try:
+            mod_spec.loader.exec_module(module)
+        except Exception as exc:  # the user's code: report, don't crash
+            raise UserError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        fn = getattr(module, fn_name, None)
+        if not callable(fn):
+            raise UserError(f"{path} has no callable {fn_name!r}")
+        return fn
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"encoder {spec} does not exist (give a TorchScript file or path/to/module.py:function)")
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise UserError(f"{path} is not a TorchScript module ({type(exc).__name__}); "
+                        "save one with torch.jit.save, or pass path/to/module.py:function") from exc
+
+
+def split_output(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An encoder's output -> (codes, aux or None): codes (N, D), or a pair (mean, aux)."""
+    if isinstance(out, (tuple, list)):
+        if len(out) == 0 or len(out) > 2:
+            raise UserError(f"the encoder returned {len(out)} outputs; return codes (N, D) or (mean, aux)")
+        return _as_tensor(out[0]), (_as_tensor(out[1]) if len(out) == 2 else None)
+    return _as_tensor(out), None
+
+
+def _as_tensor(x: Any) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.as_tensor(np.asarray(x))
+    except Exception as exc:
+        raise UserError(f"the encoder returned {type(x).__name__}, not a tensor or array") from exc

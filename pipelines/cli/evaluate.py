@@ -1,0 +1,92 @@
+"""``dis-eval evaluate``: the metric suite on a trained run, or on any encoder.
+
+    dis-eval evaluate runs/echo-s0                                   # every metric -> RUN/metrics.json
+    dis-eval evaluate runs/echo-s0 --metrics factor_vae,mig --preset paper    # the authors' protocol
+    dis-eval evaluate --encoder my_encoder.pt --data dsprites        # a TorchScript encoder
+    dis-eval evaluate --encoder my_module.py:encode --data dsprites --subset authors
+
+A run's model encodes every row of its data once; metrics sample the cached codes by row;
+``RUN/metrics.json`` is written atomically, merged with the scores already there. An encoder
+maps a float tensor (N, 1, 64, 64) in [0, 1] to (N, D) codes (or to (mean, aux)); a Python
+module named here is imported and run: only name your own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from dis_eval.errors import UserError
+from pipelines.cli.common import (
+    add_data,
+    add_device,
+    add_out,
+    add_scoring,
+    add_subset,
+    eval_config,
+    print_scores,
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="score a trained run or any encoder with the metric suite",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", nargs="?", help="a run folder from `dis-eval train`")
+    p.add_argument("--encoder", help="TorchScript file or path/to/module.py:function")
+    add_data(p, "with --encoder: dsprites (prepared, default) or an official-format file")
+    add_subset(p, "with --encoder: a dependent subset (preset, recipe or .h5)")
+    add_device(p)
+    p.add_argument("--batch-size", type=int, default=1024, help="encode batch size (default 1024)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoder")
+    p.add_argument("--save-codes", metavar="FILE", help="with --encoder: write the codes to this .npz")
+    add_scoring(p, protocol=True)
+    add_out(p, "also write the result to this metrics.json (merged, atomic)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dis_eval.run_dir import merge_metrics
+
+    config = eval_config(args, device=args.device, batch_size=args.batch_size, compile=args.compile)
+    if args.run_dir and args.encoder:
+        raise UserError("give either RUN_DIR or --encoder, not both")
+    if args.run_dir:
+        if args.data or args.subset or args.save_codes:
+            raise UserError("RUN_DIR uses its own data; --data/--subset/--save-codes are for --encoder "
+                            "(use --protocol for full/subset)")
+        from pipelines.evaluate import evaluate_run
+
+        result = evaluate_run(args.run_dir, config)
+    elif args.encoder:
+        result = _evaluate_encoder_file(args, config)
+    else:
+        raise UserError("give a RUN_DIR, or --encoder FILE with --data SOURCE")
+    if args.out:
+        merge_metrics(Path(args.out), result)
+    print_scores(result, args.json)
+    return 0
+
+
+def _evaluate_encoder_file(args: argparse.Namespace, config: Any) -> dict[str, Any]:
+    from dis_eval.device import resolve_device
+    from dis_eval.encode import load_encoder
+    from pipelines.evaluate import evaluate_encoder, finish_record
+    from pipelines.evaluate.codes_file import save_codes_file
+    from pipelines.evaluate.data import data_record, load_eval_data
+
+    config = config.resolved()
+    source = args.data or "dsprites"
+    subset = args.subset if config.protocol != "full" else None
+    t0 = time.perf_counter()
+    encoder = load_encoder(args.encoder)
+    data = load_eval_data(source, subset, resolve_device(config.device))
+    result, codes = evaluate_encoder(encoder, data, config, lazy=not args.save_codes)  # saving needs every row
+    result["timings"]["total_s"] = time.perf_counter() - t0
+    result = finish_record(result, data_record(data, source, subset), config.protocol or ("subset" if subset else "full"),
+                           config, {"encoder": {"kind": "file", "path": args.encoder}})
+    if args.save_codes:
+        save_codes_file(args.save_codes, codes, data)
+    return result

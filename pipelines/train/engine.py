@@ -1,0 +1,193 @@
+"""The training step and what it runs on: seeds and generators, model and optimisers built
+from the config, restoring a checkpoint, the device-side loss accumulators, and the CUDA-graph
+capture of a whole step. Shared by the training loop and the benchmarks.
+
+Speed: the data set stays bit-packed on the training device and batches are drawn there with a
+device-side generator; the step issues no host-device copies or syncs. On CUDA the whole step
+(sampling, forward, backward, both fused Adam updates) is captured once in a CUDA graph and
+replayed (``cuda_graph``: default on for CUDA; ``false`` runs eager).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from dis_eval.config.train import TrainConfig
+from dis_eval.errors import UserError
+from dis_eval.models.build import build_model, build_objective
+from dis_eval.models.checkpoint import set_global_rng_state
+
+GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capturing the CUDA graph
+
+
+def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
+    """``cuda_graph``: True/False as set; None (default) means on whenever training on CUDA."""
+    has_api = hasattr(torch.cuda.CUDAGraph, "register_generator_state")
+    if cfg.cuda_graph:
+        if device.type != "cuda":
+            raise UserError("cuda_graph needs a CUDA device; set device=cuda or cuda_graph=false")
+        if not has_api:
+            raise UserError("cuda_graph needs PyTorch >= 2.5 (CUDAGraph.register_generator_state)")
+        return True
+    # Auto: summary.json records whether it was used ("cuda_graph").
+    return cfg.cuda_graph is None and device.type == "cuda" and has_api
+
+
+def derive_seeds(seed: int, n: int) -> list[int]:
+    """Independent 63-bit seeds for the separate generators (numpy's SeedSequence)."""
+    return [int(s) & ((1 << 63) - 1) for s in np.random.SeedSequence(seed).generate_state(n, dtype=np.uint64)]
+
+
+class RunningStats:
+    """Loss sums, per-dimension rate sums and NaN flags kept on the device between host reads."""
+
+    def __init__(self, n_terms: int, n_latents: int, device: torch.device) -> None:
+        self.sum = torch.zeros(n_terms, dtype=torch.float64, device=device)
+        self.rate_sum = torch.zeros(n_latents, dtype=torch.float64, device=device)
+        self.count = torch.zeros((), dtype=torch.int64, device=device)
+        self.step = torch.zeros((), dtype=torch.int64, device=device)  # completed steps
+        self.first_bad = torch.full((n_terms,), -1, dtype=torch.int64, device=device)
+
+    @torch.no_grad()
+    def update(self, terms: torch.Tensor, rate_per_dim: torch.Tensor) -> None:
+        self.step += 1
+        newly_bad = (self.first_bad < 0) & ~torch.isfinite(terms)
+        self.first_bad.copy_(torch.where(newly_bad, self.step, self.first_bad))
+        self.sum += terms
+        self.rate_sum += rate_per_dim
+        self.count += 1
+
+    def read_and_reset(self) -> tuple[list[float], list[float], list[int], int]:
+        """(mean terms, mean rate per dim, first bad step per term, count): one host sync."""
+        n_terms = self.sum.numel()
+        packed = torch.cat([self.sum, self.rate_sum, self.first_bad.double(), self.count.double().view(1)]).tolist()
+        count = int(packed[-1])
+        means = [v / max(count, 1) for v in packed[:n_terms]]
+        rates = [v / max(count, 1) for v in packed[n_terms:n_terms + self.rate_sum.numel()]]
+        bad = [int(v) for v in packed[n_terms + self.rate_sum.numel():-1]]
+        self.sum.zero_()
+        self.rate_sum.zero_()
+        self.count.zero_()
+        return means, rates, bad, count
+
+
+def make_train_step(objective: Any, opts: list[torch.optim.Optimizer], data: Any,
+                    g_data: torch.Generator, g_noise: torch.Generator, stats: RunningStats,
+                    batch: int, fmt: torch.memory_format) -> Callable[[], None]:
+    """One training step, all on the data's device: sample rows, unpack, forward, backward, update.
+
+    No host-device copies and no syncs, so it can run asynchronously or inside a CUDA graph.
+    """
+    n_rows, device = len(data), data.device
+
+    def train_step() -> None:
+        positions = torch.randint(n_rows, (batch,), generator=g_data, device=device)
+        x = data.images(positions).contiguous(memory_format=fmt)
+        out = objective(x, g_noise)
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        objective.backward(out)
+        for o in opts:
+            o.step()
+        stats.update(out.terms, out.rate_per_dim)
+
+    return train_step
+
+
+class StepGraph:
+    """Runs ``step`` eagerly for a few warm-up calls (on a side stream, as PyTorch's CUDA-graph
+    recipe requires: optimiser state, cuDNN choices), then captures it once in a CUDA graph and
+    replays it. Every call, warm-up or replay, is one real training step."""
+
+    def __init__(self, step: Callable[[], None], generators: tuple[torch.Generator, ...],
+                 device: torch.device, warmup: int = GRAPH_WARMUP_STEPS) -> None:
+        self.step, self.generators, self.device, self.warmup = step, generators, device, warmup
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.side = torch.cuda.Stream(device)
+
+    def __call__(self) -> None:
+        if self.graph is None and self.warmup > 0:
+            self.warmup -= 1
+            self.side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.side):
+                self.step()
+            torch.cuda.current_stream(self.device).wait_stream(self.side)
+            return
+        if self.graph is None:
+            graph = torch.cuda.CUDAGraph()
+            for g in self.generators:  # custom generators must be registered to advance per replay
+                graph.register_generator_state(g)
+            with torch.cuda.graph(graph):  # records the step without running it
+                self.step()
+            self.graph = graph
+        self.graph.replay()
+
+
+@dataclass
+class Training:
+    """Everything a run's step touches, built identically by ``train`` and the benchmarks."""
+
+    model: torch.nn.Module
+    disc: torch.nn.Module | None
+    objective: Any
+    opts: list[torch.optim.Optimizer]
+    data: Any
+    g_data: torch.Generator
+    g_noise: torch.Generator
+    stats: RunningStats
+    fmt: torch.memory_format
+    train_step: Callable[[], None]  # eager step
+    run_step: Callable[[], None]  # what the loop calls: the eager step or its CUDA-graph replay
+
+
+def build_training(cfg: TrainConfig, data: Any, device: torch.device, ckpt: dict | None = None) -> Training:
+    """Seed, build model/discriminator/optimisers/generators on ``device`` for ``data`` (its
+    images on ``device``), restore ``ckpt``."""
+    # Global generators seed the model init (on the CPU: same weights on any device); one device
+    # generator per random stream (batch rows; Echo orders / Gaussian noise / TC permutation).
+    seed_data, seed_noise = derive_seeds(cfg.seed, 2)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    random.seed(cfg.seed)
+    spec = cfg.model_spec
+    model, disc = build_model(spec)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=fmt)
+    if disc is not None:
+        disc.to(device)
+    g_data = torch.Generator(device=device).manual_seed(seed_data)
+    g_noise = torch.Generator(device=device).manual_seed(seed_noise)
+
+    graph = use_cuda_graph(cfg, device)
+    adam = dict(fused=True, capturable=graph) if device.type == "cuda" else {}
+    opts = [torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, **adam)]
+    if disc is not None:
+        opts.append(torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=cfg.disc_betas,
+                                     eps=cfg.adam_eps, **adam))
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opts[0].load_state_dict(ckpt["optimizer"])
+        if disc is not None:
+            disc.load_state_dict(ckpt["discriminator"])
+            opts[1].load_state_dict(ckpt["disc_optimizer"])
+        g_data.set_state(ckpt["rng"]["data"])
+        g_noise.set_state(ckpt["rng"]["noise"])
+        set_global_rng_state(ckpt["rng"]["global"])
+    if cfg.compile:  # in place: state_dict keys stay unprefixed
+        for module in (model.encoder, model.decoder, disc):
+            if module is not None:
+                module.compile()
+    objective = build_objective(spec, model, disc)
+    stats = RunningStats(len(objective.term_names), cfg.latents, device)
+    stats.step.fill_(ckpt["step"] if ckpt is not None else 0)
+    step = make_train_step(objective, opts, data, g_data, g_noise, stats, cfg.batch_size, fmt)
+    run = StepGraph(step, (g_data, g_noise), device) if graph else step
+    return Training(model, disc, objective, opts, data, g_data, g_noise, stats, fmt, step, run)
+
+
