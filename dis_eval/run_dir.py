@@ -138,6 +138,16 @@ class RunDir:
         with self.lock("evaluate", wait_s=600.0):
             return merge_metrics(self.metrics, result)
 
+    def load_model(self, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
+        """The trained model (model.pt; else the latest checkpoint.pt) in eval mode on ``device``,
+        and the training config it was saved with."""
+        from dis_eval.models.checkpoint import load_model
+
+        if not (self.model.is_file() or self.checkpoint.is_file()):
+            raise UserError(f"no trained model in {self.path} (expected {MODEL_FILE} or {CHECKPOINT_FILE}); "
+                            "train it first with `dis-eval train`")
+        return load_model(self.model if self.model.is_file() else self.checkpoint, device)
+
     def remove_temporaries(self) -> list[Path]:
         """Temporary files a killed writer left behind (never a final file)."""
         return remove_temporaries(self.path) if self.path.is_dir() else []

@@ -73,7 +73,7 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
     from dis_eval.device import resolve_device
     from dis_eval.encode import encode_data, representation
     from dis_eval.metrics.utils import represent
-    from dis_eval.models import load_model, rate_per_latent
+    from dis_eval.models import rate_per_latent
     from dis_eval.plots import (
         average_reconstruction,
         plot_latent_vs_factor,
@@ -89,7 +89,7 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
     out = Path(out_dir) if out_dir is not None else run.figures
     dev = resolve_device(device)
     train_cfg = run.read_config()
-    model, _ = load_model(run.path, dev)
+    model, _ = run.load_model(dev)
     step = (run.read_summary() or {}).get("step")
     title = _title(run.path, train_cfg, step)
     if data is None:

@@ -68,6 +68,7 @@ def test_score_rows_and_repeats(tmp_path, capsys):
     ({"codes": np.full((737280, 2), np.nan, dtype=np.float32)}, "NaN"),
     ({"other": np.zeros(3)}, "no 'codes'"),
     ({"codes": np.zeros((3, 2)), "rows": np.array([1, 2, 2])}, "repeated"),
+    ({"codes": np.array([[1.0], "x"], dtype=object)}, "object array (a pickle)"),
 ])
 def test_score_bad_codes_one_line_error(tmp_path, capsys, content, message):
     path = tmp_path / "bad.npz"
@@ -75,6 +76,36 @@ def test_score_bad_codes_one_line_error(tmp_path, capsys, content, message):
     assert main(["score", str(path), "--metrics", "mig"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_score_against_own_factors(tmp_path, capsys):
+    """`score --factors`: codes scored against a user's own factor classes (a 6 x 5 grid, each
+    combination in 20 rows), no dSprites involved."""
+    rs = np.random.RandomState(0)
+    grid = np.stack(np.meshgrid(np.arange(6), np.arange(5), indexing="ij"), -1).reshape(-1, 2)
+    factors = np.repeat(grid, 20, axis=0)
+    np.savez(tmp_path / "factors.npz", factors=factors, factor_names=np.array(["size", "hue"]))
+    np.savez(tmp_path / "good.npz", codes=factors + 0.05 * rs.randn(*factors.shape))
+    np.savez(tmp_path / "noise.npz", codes=rs.randn(len(factors), 2))
+    small = ["--set", "mig.num_train=400", "--set", "factor_vae.num_train=300", "--set", "factor_vae.num_eval=100",
+             "--set", "factor_vae.num_variance_estimate=300", "--set", "factor_vae.batch_size=32"]
+    scores = {}
+    for name in ("good", "noise"):
+        assert main(["score", str(tmp_path / f"{name}.npz"), "--factors", str(tmp_path / "factors.npz"),
+                     "--metrics", "factor_vae,mig", *small, "--json"]) == 0
+        res = _json_out(capsys)
+        assert res["data"]["rows"] == 600 and res["data"]["source"].endswith("factors.npz")
+        scores[name] = res["headline"]
+    assert scores["good"]["factor_vae"] == 1.0 and scores["good"]["mig"] > 0.8
+    assert scores["noise"]["factor_vae"] < 0.8 and scores["noise"]["mig"] < 0.1
+    # one code per factor row, else a one-line error
+    np.savez(tmp_path / "short.npz", codes=rs.randn(10, 2))
+    assert main(["score", str(tmp_path / "short.npz"), "--factors", str(tmp_path / "factors.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "10 code rows" in err and "\n" not in err
+    assert main(["score", str(tmp_path / "good.npz"), "--factors", str(tmp_path / "factors.npz"),
+                 "--subset", "authors"]) == 2
+    assert "--factors replaces dSprites" in capsys.readouterr().err
 
 
 def test_evaluate_encoder_module_function(tmp_path, capsys):

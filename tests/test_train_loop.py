@@ -12,7 +12,8 @@ import torch
 from dis_eval.config.train import TrainConfig
 from dis_eval.data import DataSpec, load_data
 from dis_eval.errors import UserError
-from dis_eval.models import MODELS, build_model, build_objective, load_model
+from dis_eval.models import MODELS, build_model, build_objective
+from dis_eval.run_dir import RunDir
 from pipelines.train import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def test_short_training_lowers_the_loss(model: str, tmp_path: Path) -> None:
     init, init_disc = build_model(cfg.model_spec)
     before = evaluate(init, init_disc)
     run = train(cfg, tmp_path / "run", progress=False)
-    trained, saved_cfg = load_model(run)
+    trained, saved_cfg = RunDir(run).load_model()
     after = evaluate(trained, init_disc)
     assert saved_cfg["model"] == model
     assert after[0] < 0.8 * before[0], (before, after)
@@ -73,7 +74,7 @@ def test_run_folder_contents_and_loading(tmp_path: Path) -> None:
     assert summary["rate_total"] == pytest.approx(sum(summary["rate_per_dim"]))
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 6 and "discriminator" in ckpt and "disc_optimizer" in ckpt
-    model, cfg = load_model(run, "cpu")
+    model, cfg = RunDir(run).load_model("cpu")
     assert model.family == "echo" and cfg["effective_echo_terms"] == 15
     mean, aux = model.encode(torch.zeros(2, 1, 64, 64))
     assert mean.shape == aux.shape == (2, 10)

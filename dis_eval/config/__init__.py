@@ -5,5 +5,5 @@ from dis_eval._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "TrainConfig": ".train", "DERIVED_KEYS": ".train", "read_config_file": ".train",
-    "EvalConfig": ".evaluation", "REPRESENTATIONS": ".evaluation", "PROTOCOLS": ".evaluation",
+    "EvalConfig": ".evaluation", "PROTOCOLS": ".evaluation",
 })

@@ -1,10 +1,10 @@
 """How a model or a set of codes is scored: ``EvalConfig``, validated once at the edge (the
 command line, a sweep file's ``evaluation:`` block) and handed to every scoring function.
 
-The vocabulary of evaluation lives here, once: the representations a metric can be fed
-(``mean``: encoder means, disentanglement_lib's convention; ``sample``: the noisy Echo/VAE
-sample, the Echo authors') and the protocols for a run trained on a dependent subset
-(``subset``: score on the rows the model saw; ``full``: on the full independent grid).
+The protocols for a run trained on a dependent subset live here, once (``subset``: score on the
+rows the model saw; ``full``: on the full independent grid); the representations a metric can
+be fed (``mean``: encoder means, disentanglement_lib's convention; ``sample``: the noisy
+Echo/VAE sample, the Echo authors') are owned by ``dis_eval.encode.representations``.
 See docs/evaluation-protocols.md.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from dis_eval.encode.representations import REPRESENTATIONS
 from dis_eval.errors import UserError
 from dis_eval.overrides import parse_overrides
 
-REPRESENTATIONS: tuple[str, ...] = ("mean", "sample")
 PROTOCOLS: tuple[str, ...] = ("subset", "full")
 FIELDS: tuple[str, ...] = ("metrics", "representation", "protocol", "seed", "repeats", "settings", "preset",
                            "device", "batch_size", "compile")

@@ -32,6 +32,7 @@ import numpy as np
 
 from dis_eval.data.ground_truth import GroundTruthData
 from dis_eval.errors import UserError
+from dis_eval.npz import read_npz_arrays
 
 FACTORS_KEY = "factors"
 NAMES_KEY = "factor_names"
@@ -42,23 +43,9 @@ def load_factors_file(path: str | os.PathLike) -> GroundTruthData:
     one row per file row, in order; ``factor_names`` from the file or ``factor0``...; ``info``
     records the source path and the number of distinct factor combinations."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"factors file {path} does not exist")
-    if path.is_dir():
-        raise UserError(f"factors file {path} is a directory; give the .npz file")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same one-line error
-        raise UserError(f"cannot read factors file {path} as .npz ({type(exc).__name__}: {exc})") from None
-    if not hasattr(npz, "files"):  # a bare .npy array
-        raise UserError(f"{path.name} is a single array, not an .npz; save it as "
-                        f"np.savez({path.stem!r} + '.npz', factors=factors)")
-    with npz:
-        if FACTORS_KEY not in npz.files:
-            raise UserError(f"{path.name} has no '{FACTORS_KEY}' array (keys: {', '.join(npz.files) or 'none'}); "
-                            "save it with np.savez(path, factors=classes)")
-        raw = _array(npz, FACTORS_KEY, path)
-        names_raw = _array(npz, NAMES_KEY, path) if NAMES_KEY in npz.files else None
+    arrays = read_npz_arrays(path, "factors file", FACTORS_KEY, [NAMES_KEY],
+                             example="np.savez(path, factors=classes.astype(np.int64))")
+    raw, names_raw = arrays[FACTORS_KEY], arrays.get(NAMES_KEY)
     classes = factor_classes(raw, path.name)
     names = factor_names(names_raw, classes.shape[1], path.name) if names_raw is not None else None
     distinct = int(np.unique(classes, axis=0).shape[0])
@@ -117,17 +104,3 @@ def factor_names(raw: Any, num_factors: int, where: str = "factors") -> tuple[st
         dup = sorted({n for n in names if names.count(n) > 1})
         raise UserError(f"{where}: '{NAMES_KEY}' repeats {', '.join(dup)}; names must be distinct")
     return names
-
-
-def _array(npz: Any, key: str, path: Path) -> np.ndarray:
-    """One array of an open .npz; object arrays (pickles) and damaged members are one-line errors."""
-    try:
-        return np.asarray(npz[key])
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise UserError(f"{path.name}: '{key}' is an object array (a pickle); store plain numbers or "
-                            "strings, e.g. np.savez(path, factors=classes.astype(np.int64))") from None
-        raise UserError(f"{path.name}: cannot read '{key}' ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - a damaged zip member
-        raise UserError(f"{path.name}: cannot read '{key}' ({type(exc).__name__}: {exc}); "
-                        "the file may be truncated") from None

@@ -15,5 +15,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "load_encoder": ".encoders",
     "encode_data": ".encoding", "LazyCodes": ".encoding",
     "MeanRepresentation": ".representations", "SampleRepresentation": ".representations",
-    "representation": ".representations",
+    "representation": ".representations", "REPRESENTATIONS": ".representations",
 })

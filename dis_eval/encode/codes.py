@@ -49,6 +49,12 @@ class EncodedData:
     def num_latents(self) -> int:
         return int(self.mean.shape[1])
 
+    def ensure(self, positions: np.ndarray) -> None:
+        """Codes of ``positions`` are ready: cached codes always are (``LazyCodes`` encodes here)."""
+
+    def ensure_some(self) -> None:
+        """At least one row is encoded: always, for cached codes."""
+
 
 def validate_codes(codes: Any, num_rows: int | None, what: str = "codes",
                    rows_of: str = "the data set has") -> np.ndarray:

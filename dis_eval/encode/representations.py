@@ -7,12 +7,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from dis_eval.config.evaluation import REPRESENTATIONS
-from dis_eval.encode.codes import EncodedData
-from dis_eval.encode.encoding import LazyCodes
 from dis_eval.errors import UserError
+
+if TYPE_CHECKING:
+    from dis_eval.encode.codes import EncodedData
+    from dis_eval.encode.encoding import LazyCodes
+
+# The representations a metric can be fed (the one list; docs/evaluation-protocols.md).
+REPRESENTATIONS: tuple[str, ...] = ("mean", "sample")
 
 
 class MeanRepresentation:
@@ -22,13 +28,11 @@ class MeanRepresentation:
 
     def __init__(self, codes: EncodedData | LazyCodes) -> None:
         self.source = codes
-        self.lazy = isinstance(codes, LazyCodes)
         self.kind = "mean"
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:
         positions = np.asarray(positions, dtype=np.int64)
-        if self.lazy:
-            self.source.ensure(positions)
+        self.source.ensure(positions)  # encodes rows on demand (LazyCodes); a no-op otherwise
         return self.source.mean[positions]
 
 
@@ -46,13 +50,11 @@ class SampleRepresentation:
     batch_invariant = False
 
     def __init__(self, codes: EncodedData | LazyCodes, seed: int = 0, d_max: int | None = None) -> None:
-        self.source = codes if isinstance(codes, LazyCodes) else None
-        if self.source is not None:
-            self.source.ensure_some()
+        codes.ensure_some()  # learn the family and whether aux exists (LazyCodes)
         if codes.aux is None or codes.family not in ("echo", "vae"):
             raise UserError("the sample representation needs an Echo or VAE model's (mean, aux) codes; "
                             "these codes have no aux/family: use --representation mean")
-        self.mean, self.aux, self.family = codes.mean, codes.aux, codes.family
+        self.family = codes.family
         self.codes = codes
         self.d_max = int(d_max or codes.d_max or 64)
         self.rng = np.random.default_rng(seed)
@@ -61,8 +63,7 @@ class SampleRepresentation:
     def batched(self, positions: np.ndarray) -> np.ndarray:
         """(nb, B) positions -> (nb, B, D): each row of ``positions`` is one noise batch."""
         positions = np.asarray(positions, dtype=np.int64)
-        if self.source is not None:
-            self.source.ensure(positions)
+        self.codes.ensure(positions)
         f = self.codes.mean[positions].astype(np.float64)
         a = self.codes.aux[positions].astype(np.float64)
         if self.family == "vae":

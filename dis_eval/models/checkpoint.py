@@ -16,7 +16,6 @@ import torch
 
 from dis_eval.atomic import atomic_open
 from dis_eval.errors import UserError
-from dis_eval.run_dir import CHECKPOINT_FILE, MODEL_FILE, RunDir
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -72,22 +71,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return blob
 
 
-def load_model(path_or_run_dir: str | os.PathLike, device: str | torch.device = "cpu"
-               ) -> tuple[torch.nn.Module, dict]:
-    """Load a trained model: a run folder (its model.pt, else its latest checkpoint.pt) or a file.
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Load a trained model from a model or checkpoint file (a run folder: ``RunDir.load_model``).
 
     Returns ``(model in eval mode on device, resolved training config dict)``.
     """
     from dis_eval.models.build import build_model
     from dis_eval.models.spec import ModelSpec
 
-    path = Path(path_or_run_dir)
-    if path.is_dir():
-        run = RunDir(path)
-        path = run.model if run.model.exists() else run.checkpoint
-    if not path.exists():
-        raise UserError(f"no trained model at {path_or_run_dir} (expected a run folder with "
-                        f"{MODEL_FILE} or {CHECKPOINT_FILE}, or such a file)")
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no model file at {path} (give a model.pt or checkpoint.pt written by dis-eval train)")
     blob = load_checkpoint(path, map_location="cpu")
     if "config" not in blob or not ("state_dict" in blob or "model" in blob):
         raise UserError(f"{path} is not a dis-eval model or checkpoint (no config and weights in it)")

@@ -5,7 +5,8 @@ from dis_eval.results import discover_runs, group_runs, write_comparison
 runs = discover_runs(["runs/"])            # every run folder below runs/
 outputs = write_comparison(runs, "cmp")    # scores.{csv,md,tex}, table2.{csv,md,tex}, missing.txt
 ```
-One job per module: ``runs`` (reading run folders), ``grouping`` (which runs form one
+One job per module: ``runs`` (reading run folders), ``keys`` (a run's configuration key),
+``grouping`` (which runs form one
 configuration), ``axes`` (a run's model, beta, lambda and training data), ``tables`` (mean ± sd
 per configuration), ``formats`` (Markdown and LaTeX), ``table2_layout`` (the paper's Table 2),
 ``comparison`` (the files ``dis-eval compare`` writes). Names load on first use, so importing
@@ -16,9 +17,9 @@ from dis_eval._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Run": ".runs", "load_run": ".runs", "discover_runs": ".runs",
-    "SEED_KEYS": ".grouping", "NON_CONFIG_KEYS": ".grouping", "EVAL_KEYS": ".grouping",
-    "DERIVED_KEYS": ".grouping", "COLUMN_ORDER": ".grouping", "Grouped": ".grouping",
-    "group_runs": ".grouping", "group_key": ".grouping", "run_seed": ".grouping", "flatten": ".grouping",
+    "SEED_KEYS": ".keys", "NON_CONFIG_KEYS": ".keys", "EVAL_KEYS": ".keys", "group_key": ".keys",
+    "run_seed": ".keys", "flatten": ".keys",
+    "DERIVED_KEYS": ".grouping", "COLUMN_ORDER": ".grouping", "Grouped": ".grouping", "group_runs": ".grouping",
     "MODEL_KEYS": ".axes", "BETA_KEYS": ".axes", "LAMBDA_KEYS": ".axes", "DATA_KEYS": ".axes",
     "data_label": ".axes",
     "mean_sd": ".tables", "default_scores": ".tables", "score_table": ".tables", "format_cell": ".tables",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dis_eval.results.grouping import flatten
+from dis_eval.results.keys import flatten
 
 if TYPE_CHECKING:
     from dis_eval.results.runs import Run

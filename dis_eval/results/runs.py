@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dis_eval.errors import UserError
-from dis_eval.results.grouping import group_key, is_number, run_seed
+from dis_eval.results.keys import group_key, is_number, run_seed
 from dis_eval.run_dir import CONFIG_FILE, SUMMARY_FILE, RunDir
 
 

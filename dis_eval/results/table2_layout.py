@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from dis_eval.errors import UserError
 from dis_eval.results.axes import BETA_KEYS, LAMBDA_KEYS, MODEL_KEYS, data_label, first_key
 from dis_eval.results.formats import latex_escape, to_markdown
-from dis_eval.results.grouping import flatten
+from dis_eval.results.keys import flatten
 from dis_eval.results.tables import format_cell, mean_sd
 from dis_eval.run_dir import CONFIG_FILE, METRICS_FILE
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dis_eval.results.axes import BETA_KEYS, LAMBDA_KEYS, MODEL_KEYS, data_label, first_key
-from dis_eval.results.grouping import flatten
+from dis_eval.results.keys import flatten
 
 if TYPE_CHECKING:
     import pandas as pd

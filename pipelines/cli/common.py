@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dis_eval.config.evaluation import PROTOCOLS, REPRESENTATIONS
+from dis_eval.config.evaluation import PROTOCOLS
 from dis_eval.device import DEVICE_HELP
+from dis_eval.encode.representations import REPRESENTATIONS
 
 
 def add_out(p: argparse.ArgumentParser, help: str, *aliases: str, default: str | None = None) -> None:

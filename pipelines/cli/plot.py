@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dis_eval.config.evaluation import REPRESENTATIONS
+from dis_eval.encode.representations import REPRESENTATIONS
 from dis_eval.errors import UserError
 from pipelines.cli.common import add_device, add_out, add_quiet, add_seed
 

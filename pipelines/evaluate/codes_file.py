@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from dis_eval.errors import UserError
+from dis_eval.npz import read_npz_arrays
 
 
 def load_codes_file(path: str | os.PathLike, data: Any) -> tuple[Any, Any]:
@@ -19,16 +20,8 @@ def load_codes_file(path: str | os.PathLike, data: Any) -> tuple[Any, Any]:
     from dis_eval.encode import EncodedData, validate_codes
 
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"codes file {path} does not exist")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise UserError(f"cannot read {path} as .npz ({type(exc).__name__}: {exc})") from exc
-    with npz:
-        if "codes" not in npz:
-            raise UserError(f"{path} has no 'codes' array (keys: {', '.join(npz.files) or 'none'})")
-        arrays = {key: _array(npz, key, path) for key in ("codes", "aux", "family", "d_max", "rows") if key in npz}
+    arrays = read_npz_arrays(path, "codes file", "codes", ("aux", "family", "d_max", "rows"),
+                             example="np.savez(path, codes=codes.astype(np.float32))")
     codes = validate_codes(arrays["codes"], None, f"{path.name}: codes")
     aux = arrays.get("aux")
     family = str(arrays["family"]) if "family" in arrays else None
@@ -51,19 +44,6 @@ def load_codes_file(path: str | os.PathLike, data: Any) -> tuple[Any, Any]:
         raise UserError(f"{path.name} has {codes.shape[0]} code rows but the data set has {len(data)}; "
                         "give one code per data row in its order, or add 'rows' (official indices)")
     return EncodedData(codes, aux, family, d_max), data
-
-
-def _array(npz: Any, key: str, path: Path) -> np.ndarray:
-    """One array of an open .npz; object arrays (pickles) and damaged members are one-line errors."""
-    try:
-        return np.asarray(npz[key])
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise UserError(f"{path.name}: '{key}' is an object array (a pickle); store plain numbers, "
-                            "e.g. np.savez(path, codes=codes.astype(np.float32))") from None
-        raise UserError(f"{path.name}: cannot read '{key}' ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - a damaged zip member
-        raise UserError(f"{path.name}: cannot read '{key}' ({type(exc).__name__}: {exc}); the file may be truncated") from None
 
 
 def save_codes_file(path: str | os.PathLike, codes: Any, data: Any) -> None:

@@ -25,15 +25,13 @@ def evaluate_run(run_dir: str | os.PathLike | RunDir, config: EvalConfig | None 
     pass the data they trained on); loaded when None.
     """
     from dis_eval.device import resolve_device
-    from dis_eval.models import load_model
-
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     run.require_folder()
     config = (config or EvalConfig()).resolved()
     t0 = time.perf_counter()
     train_cfg = run.read_config()
     device = resolve_device(config.device)
-    model, _ = load_model(run.path, device)
+    model, _ = run.load_model(device)
     protocol = config.protocol_for(train_cfg.subset)
     subset = train_cfg.subset if protocol == "subset" else None
     if data is None:
