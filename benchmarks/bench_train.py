@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from dis_eval.config.train import TrainConfig  # noqa: E402
 from dis_eval.data import DataSpec, load_data  # noqa: E402
 from dis_eval.device import resolve_device  # noqa: E402
+from dis_eval.run_dir import RunDir  # noqa: E402
 from pipelines.train import train  # noqa: E402
 from pipelines.train.engine import StepGraph, build_training  # noqa: E402
 
@@ -104,7 +105,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             run = train(lcfg, Path(tmp) / "run", progress=False)
             wall = time.perf_counter() - t0
-            summary = json.loads((run / "summary.json").read_text())
+            summary = RunDir(run).read_summary() or {}
             res["loop_steps"] = args.loop_steps
             res["loop_steps_per_s_last_window"] = round(summary["steps_per_s"], 2)
             res["loop_wall_s_incl_setup"] = round(wall, 2)
