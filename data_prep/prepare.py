@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -159,34 +159,42 @@ def local_official_candidates() -> list[Path]:
     return [p for p in cands if p.is_file()]
 
 
-def prepare_dsprites(
-    out: str | os.PathLike[str] | None = None,
-    *,
-    from_path: str | None = None,
-    download: bool = False,
-    render: bool = False,
-    skip_checksum: bool = False,
-    url: str = OFFICIAL_URL,
-    expected_blob_id: str | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> PrepareResult:
+@dataclass(frozen=True)
+class DspritesSource:
+    """Where the full set's images come from (``dis-eval prepare dsprites`` flags), tried in this
+    order: ``from_path`` (an official .npz/.hdf5; ``skip_checksum`` accepts one whose git blob id
+    is not the official file's), ``download`` (from ``url``), ``render`` (``workers`` processes).
+    ``expected_blob_id`` replaces the official id for --from and --download. None of the three:
+    an official file already on this machine, else the set is rendered."""
+
+    from_path: str | os.PathLike[str] | None = None
+    download: bool = False
+    render: bool = False
+    skip_checksum: bool = False
+    url: str = OFFICIAL_URL
+    expected_blob_id: str | None = None
+    workers: int | None = None
+
+
+def prepare_dsprites(out: str | os.PathLike[str] | None = None, source: DspritesSource | None = None, *,
+                     progress: bool = True) -> PrepareResult:
     """Write the full set at ``out`` from the first source that works (see module docstring)."""
+    src = source or DspritesSource()
     path = resolve_out(out, PREPARED_NAME)
     attempts: list[tuple[str, Any]] = []
-    if from_path:
-        attempts.append((f"--from {from_path}", lambda: from_file(from_path, path, expected_blob_id=expected_blob_id, skip_checksum=skip_checksum, progress=progress)))
-    if download:
-        attempts.append(("--download", lambda: from_download(path, url=url, expected_blob_id=expected_blob_id or OFFICIAL_NPZ_BLOB_ID, progress=progress)))
-    if render:
-        attempts.append(("--render", lambda: from_render(path, workers=workers, progress=progress)))
+    if src.from_path:
+        attempts.append((f"--from {src.from_path}", lambda: from_file(src.from_path, path, expected_blob_id=src.expected_blob_id, skip_checksum=src.skip_checksum, progress=progress)))
+    if src.download:
+        attempts.append(("--download", lambda: from_download(path, url=src.url, expected_blob_id=src.expected_blob_id or OFFICIAL_NPZ_BLOB_ID, progress=progress)))
+    if src.render:
+        attempts.append(("--render", lambda: from_render(path, workers=src.workers, progress=progress)))
     if not attempts:
         for cand in local_official_candidates():
             attempts.append((f"official file {cand}", lambda c=cand: from_file(c, path, progress=progress)))
         if not attempts:
             _log("no source given and no official file found in the data directory: rendering the set on this "
                  "machine (use --download or --from FILE for the official file)")
-        attempts.append(("--render (default)", lambda: from_render(path, workers=workers, progress=progress)))
+        attempts.append(("--render (default)", lambda: from_render(path, workers=src.workers, progress=progress)))
     t0 = time.perf_counter()
     for i, (label, fn) in enumerate(attempts):
         try:
@@ -214,36 +222,54 @@ def _same_preset(recipe: Recipe) -> str | None:
     return None
 
 
-def prepare_dependent(
-    out: str | os.PathLike[str] | None = None,
-    *,
-    preset: str | None = None,
-    bins: int | None = None,
-    drop: float | None = None,
-    seed: int | None = None,
-    target_fraction: float | None = None,
-    target_tc: float | None = None,
-    seeds: int = 1000,
-    progress: bool = True,
-) -> Subset:
+@dataclass(frozen=True)
+class SubsetRequest:
+    """The dependent subset asked for (``dis-eval prepare dependent`` flags): a ``preset``, a recipe
+    (``bins``/``drop``/``seed``; unset ones 4, 0.15, 42), or, with ``target_fraction`` and/or
+    ``target_tc`` (nats), a search over seeds 0..``seeds``-1 for the recipe nearest the targets.
+    Checked once here (one-line UserErrors); ``recipe`` is the recipe resolved (a search
+    replaces its seed)."""
+
+    preset: str | None = None
+    bins: int | None = None
+    drop: float | None = None
+    seed: int | None = None
+    target_fraction: float | None = None
+    target_tc: float | None = None
+    seeds: int = 1000
+    recipe: Recipe = field(init=False)
+
+    def __post_init__(self) -> None:
+        preset, bins, drop, seed = self.preset, self.bins, self.drop, self.seed
+        if preset is not None:
+            if preset not in PRESETS:
+                raise UserError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+            p = PRESETS[preset]
+            for flag, given, val in (("--bins", bins, p["bins"]), ("--drop", drop, p["drop"]), ("--seed", seed, p["seed"])):
+                if given is not None and given != val:
+                    raise UserError(f"--preset {preset} fixes {flag} {val}; drop {flag} {given} or the preset")
+            recipe = Recipe(p["bins"], p["drop"], p["seed"], preset)
+        else:
+            recipe = Recipe(4 if bins is None else bins, 0.15 if drop is None else drop, 42 if seed is None else seed)
+        if self.searching and (preset is not None or seed is not None):
+            raise UserError("--target-fraction/--target-tc search the seed: do not also give --seed or --preset")
+        object.__setattr__(self, "recipe", recipe)
+
+    @property
+    def searching(self) -> bool:
+        return self.target_fraction is not None or self.target_tc is not None
+
+
+def prepare_dependent(out: str | os.PathLike[str] | None = None, request: SubsetRequest | None = None, *,
+                      progress: bool = True) -> Subset:
     """Build a dependent subset (a preset, an explicit recipe, or a seed search) and store it as HDF5."""
-    if preset is not None:
-        if preset not in PRESETS:
-            raise UserError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-        p = PRESETS[preset]
-        for flag, given, val in (("--bins", bins, p["bins"]), ("--drop", drop, p["drop"]), ("--seed", seed, p["seed"])):
-            if given is not None and given != val:
-                raise UserError(f"--preset {preset} fixes {flag} {val}; drop {flag} {given} or the preset")
-        recipe = Recipe(p["bins"], p["drop"], p["seed"], preset)
-    else:
-        recipe = Recipe(4 if bins is None else bins, 0.15 if drop is None else drop, 42 if seed is None else seed)
-    searching = target_fraction is not None or target_tc is not None
-    if searching and (preset is not None or seed is not None):
-        raise UserError("--target-fraction/--target-tc search the seed: do not also give --seed or --preset")
+    req = request or SubsetRequest()
+    recipe, searching = req.recipe, req.searching
     default_name = (f"dependent_{recipe.name}.h5" if recipe.name else None)
     t0 = time.perf_counter()
     if searching:
-        subset = search_seed(recipe.bins, recipe.drop, target_fraction, target_tc, range(seeds), progress=progress)
+        subset = search_seed(recipe.bins, recipe.drop, req.target_fraction, req.target_tc, range(req.seeds),
+                             progress=progress)
     else:
         subset = build_subset(recipe)
     name = _same_preset(subset.recipe)
@@ -256,8 +282,9 @@ def prepare_dependent(
     write_subset(path, subset)
     built = f"preset '{r.name}'" if r.name else "custom recipe"
     if searching:
-        targets = ", ".join(f"{k} {v:g}" for k, v in (("fraction", target_fraction), ("TC", target_tc)) if v is not None)
-        _log(f"seed search over 0..{seeds - 1} (bins={r.bins}, drop={r.drop:g}) for {targets}: found seed {r.seed}")
+        targets = ", ".join(f"{k} {v:g}" for k, v in (("fraction", req.target_fraction), ("TC", req.target_tc))
+                            if v is not None)
+        _log(f"seed search over 0..{req.seeds - 1} (bins={r.bins}, drop={r.drop:g}) for {targets}: found seed {r.seed}")
     _log(f"built {built}: {subset.summary()}")
     _log(f"kept fraction {subset.kept_fraction:.4f}, total correlation {subset.total_correlation:.4f} nats "
          f"-> {path} ({time.perf_counter() - t0:.1f} s)")

@@ -75,13 +75,15 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
     from dis_eval.metrics.utils import represent
     from dis_eval.models import rate_per_latent
     from dis_eval.plots import (
+        LatentSummary,
+        NoisyAverage,
+        TraversalSeeds,
         average_reconstruction,
         plot_latent_vs_factor,
         plot_mi_heatmap,
         plot_reconstructions,
         plot_traversals,
     )
-    from dis_eval.plots.common import ACTIVE_VARIANCE, latent_variances
 
     s = settings or PlotSettings()
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
@@ -111,8 +113,8 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
     family = codes.family or getattr(model, "family", "vae")
     decode = _decoder(model, dev)
     rates = rate_per_latent(mean, aux, family) if aux is not None else None
-    variances = latent_variances(mean)
-    inactive = [j for j in range(mean.shape[1]) if variances[j] <= ACTIVE_VARIANCE]
+    latents = LatentSummary.from_codes(mean, rates, num_values=s.traversal_values)
+    inactive = np.flatnonzero(latents.inactive).tolist()
     note = f"{len(rows):,} of {n:,} rows of {data.info.get('subset', 'the data')}"
     paths: list[Path] = []
 
@@ -125,8 +127,7 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
         seed_rows.append(int(cand[rng.randint(len(cand))]))
     seed_imgs = data.images(rows[seed_rows]).float().cpu().numpy()[:, 0]
     names = [f"{k}_{SHAPE_NAMES[classes[r, 0]]}" for k, r in enumerate(seed_rows)]
-    paths += plot_traversals(decode, mean, mean[seed_rows], seed_imgs, out, title=title, rates=rates,
-                             num_values=s.traversal_values, names=names)
+    paths += plot_traversals(decode, latents, TraversalSeeds(mean[seed_rows], seed_imgs, names), out, title=title)
 
     # The paper's Fig. 4.
     paths += plot_latent_vs_factor(classes, mean, out / "latent_vs_factor", title=f"{title}\n{note}")
@@ -146,7 +147,7 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
     pick = rows[rng.choice(len(rows), size=k, replace=False)]
     inputs = data.images(pick).float().cpu().numpy()[:, 0]
     recon_mean = decode(codes.mean[pick])
-    recon_avg, noise_name = None, "noise"
+    average = None
     if codes.aux is not None and family in ("echo", "vae"):
         sampler = representation(codes, "sample", seed=s.seed + 1)
         batch = train_cfg.batch_size
@@ -155,9 +156,9 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
             others = rows[rng.randint(len(rows), size=max(batch - k, 0))]
             return sampler(np.concatenate([pick, others]))[:k]
 
-        recon_avg = average_reconstruction(decode, draw, s.noise_draws)
-        noise_name = "Echo noise" if family == "echo" else "Gaussian noise"
-    paths += plot_reconstructions(inputs, recon_mean, recon_avg, s.noise_draws, out / "reconstructions",
+        average = NoisyAverage(average_reconstruction(decode, draw, s.noise_draws), s.noise_draws,
+                               "Echo noise" if family == "echo" else "Gaussian noise")
+    paths += plot_reconstructions(inputs, recon_mean, out / "reconstructions",
                                   title=f"{title}: inputs and reconstructions (pixel probabilities)",
-                                  noise_name=noise_name)
+                                  average=average)
     return paths

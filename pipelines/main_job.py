@@ -89,7 +89,7 @@ class _Stage:
 
 def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
     """Run every stage; returns a manifest of what was written where."""
-    from data_prep.prepare import prepare_dependent, prepare_dsprites
+    from data_prep.prepare import DspritesSource, SubsetRequest, prepare_dependent, prepare_dsprites
     from dis_eval.config.evaluation import EvalConfig
     from dis_eval.config.train import TrainConfig
     from dis_eval.data import DataSpec, load_data
@@ -119,11 +119,12 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
             if source.is_file():
                 print(f"    reusing {source} (delete it to render again)")
             else:
-                prepare_dsprites(source, render=True, progress=sys.stderr.isatty())
+                prepare_dsprites(source, DspritesSource(render=True), progress=sys.stderr.isatty())
         subset_path: str | None = None
         if d.subset is not None:
             if d.subset in SUBSET_PRESETS:
-                sub = prepare_dependent(data_dir / f"dependent_{d.subset}.h5", preset=d.subset, progress=False)
+                sub = prepare_dependent(data_dir / f"dependent_{d.subset}.h5", SubsetRequest(preset=d.subset),
+                                        progress=False)
                 subset_path = str(data_dir / f"dependent_{d.subset}.h5")
                 manifest["subset"] = {"recipe": sub.recipe.describe(), "kept_fraction": sub.kept_fraction,
                                       "total_correlation_nats": sub.total_correlation, "file": subset_path}

@@ -111,13 +111,15 @@ def test_every_figure_written(tmp_path: Path) -> None:
     paths, res = plots.plot_mi_heatmap(z[:2000], classes[:2000], tmp_path / "mi", inactive=[4, 5])
     _nonempty(paths, {".png", ".pdf"})
     rates = np.array([3.0, 2.0, 1.0, 0.5, 0.01, 0.01])
-    trav = plots.plot_traversals(_decode, z, z[:1], _decode(z[:1]), tmp_path, rates=rates, num_values=5)
+    latents = plots.LatentSummary.from_codes(z, rates, num_values=5)
+    trav = plots.plot_traversals(_decode, latents, plots.TraversalSeeds(z[:1], _decode(z[:1])), tmp_path)
     _nonempty(trav, {".png", ".pdf", ".gif"})
     gif = Image.open(next(p for p in trav if p.suffix == ".gif"))
     assert gif.n_frames == 5 + 3  # up and back down without repeating the ends
     avg = plots.average_reconstruction(_decode, lambda k: z[:4] + 0.1 * k, 3)
     np.testing.assert_allclose(avg, np.mean([_decode(z[:4] + 0.1 * k) for k in range(3)], axis=0))
-    _nonempty(plots.plot_reconstructions(_decode(z[:4]), _decode(z[:4]), avg, 3, tmp_path / "rec"), {".png", ".pdf"})
+    _nonempty(plots.plot_reconstructions(_decode(z[:4]), _decode(z[:4]), tmp_path / "rec",
+                                         average=plots.NoisyAverage(avg, 3)), {".png", ".pdf"})
     # No active latent: the figure says so and still shows the largest-variance latents.
     _nonempty(plots.plot_latent_vs_factor(classes, z * 1e-3, tmp_path / "fig4_none"), {".png", ".pdf"})
 

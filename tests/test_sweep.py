@@ -12,8 +12,8 @@ import pytest
 
 from dis_eval.errors import UserError
 from dis_eval.run_dir import SWEEP_LOCK_FILE, RunDir
-from pipelines.sweep import all_succeeded, prepare_out_dir, run_sweep, sweep_status
-from pipelines.sweep.runner import MANIFEST_FILE, JobLock, job_state, lock_is_live
+from pipelines.sweep import ExecutorOptions, all_succeeded, prepare_out_dir, run_sweep, sweep_status
+from pipelines.sweep.runner import HEARTBEAT_S, MANIFEST_FILE, JobLock, job_state, lock_is_live
 from pipelines.sweep.spec import expand_jobs, format_value, parse_sweep, run_name
 from tests.sweep_helpers import kill_once_job, marker_job, merge_resolver
 
@@ -35,11 +35,10 @@ def names(jobs):
     return [j.name for j in jobs]
 
 
-def run(spec, out, **kw):
-    kw.setdefault("job_fn", marker_job)
-    kw.setdefault("resolve", merge_resolver)
-    kw.setdefault("report", None)
-    return run_sweep(spec, out, **kw)
+def run(spec, out, extra_set=None, job_fn=marker_job, **options):
+    """``spec`` run into ``out`` with the trivial jobs; ``options`` are ``ExecutorOptions`` fields."""
+    return run_sweep(spec, out, ExecutorOptions(**options), extra_set,
+                     job_fn=job_fn, resolve=merge_resolver, report=None)
 
 
 # ----------------------------------------------------------------------------- spec
@@ -388,6 +387,64 @@ def test_status_reports_every_state(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["state"] for r in rows] == ["done", "failed", "pending"]
     assert main(["sweep", "--status", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("options, error", [
+    ({"executor": "slurm"}, "unknown executor 'slurm': use local or ray"),
+    ({"address": "auto"}, "--address is for --executor ray"),
+    ({"executor": "ray", "n_jobs": 2}, "--jobs is for the local executor; Ray runs as many jobs as the cluster fits"),
+    ({"n_jobs": 0}, "--jobs must be at least 1, got 0"),
+    ({"n_jobs": 2.5}, "--jobs must be an integer, got 2.5"),
+    ({"max_retries": -1}, "--max-retries must be at least 0, got -1"),
+    ({"executor": "ray", "cpus_per_job": -1.0}, "--cpus-per-job must be at least 0, got -1.0"),
+    ({"executor": "ray", "gpus_per_job": -1}, "gpus_per_job must be at least 0, got -1"),
+    ({"heartbeat_s": 0}, "heartbeat_s must be more than 0, got 0"),
+])
+def test_executor_options_are_validated_once_with_one_line_errors(options, error):
+    with pytest.raises(UserError) as err:
+        ExecutorOptions(**options)
+    assert str(err.value) == error
+
+
+def test_executor_options_defaults_and_summary():
+    default = ExecutorOptions()
+    assert (default.executor, default.n_jobs, default.address, default.max_retries, default.cpus_per_job,
+            default.gpus_per_job, default.skip_failed) == ("local", 1, None, 2, 1.0, None, False)
+    assert default.heartbeat_s == HEARTBEAT_S and not default.job_logs and ExecutorOptions(n_jobs=3).job_logs
+    assert not ExecutorOptions(n_jobs=3, log_to_files=False).job_logs
+    assert default.describe() == "local, 1 at a time"
+    assert ExecutorOptions(executor="ray").describe() == "ray (local instance)"
+    assert ExecutorOptions(executor="ray", address="auto").describe() == "ray (auto)"
+
+
+@pytest.mark.parametrize("flags, options", [
+    ([], ExecutorOptions()),
+    (["--jobs", "3", "--max-retries", "0", "--skip-failed"], ExecutorOptions(n_jobs=3, max_retries=0, skip_failed=True)),
+    (["--executor", "ray", "--address", "auto", "--cpus-per-job", "2"],
+     ExecutorOptions(executor="ray", address="auto", cpus_per_job=2.0)),
+])
+def test_the_command_line_builds_the_options_from_its_flags(tmp_path, monkeypatch, flags, options):
+    import pipelines.sweep.run
+    from pipelines.cli import main
+
+    seen = []
+    monkeypatch.setattr(pipelines.sweep.run, "run_sweep", lambda *args, **kw: seen.append((args, kw)) or [])
+    assert main(["sweep", "table2_cpu_small", "--out", str(tmp_path / "out"), *flags, "--set", "steps=3"]) == 0
+    assert seen == [(("table2_cpu_small", str(tmp_path / "out"), options, {"steps": 3}), {})]
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--address", "auto"], "--address is for --executor ray"),
+    (["--executor", "ray", "--jobs", "0"], "--jobs is for the local executor; Ray runs as many jobs as the cluster fits"),
+    (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["--max-retries", "-1"], "--max-retries must be at least 0, got -1"),
+])
+def test_bad_executor_flags_fail_before_anything_is_written(tmp_path, capsys, flags, error):
+    from pipelines.cli import main
+
+    assert main(["sweep", "table2_cpu_small", "--out", str(tmp_path / "out"), *flags]) == 2
+    assert capsys.readouterr().err == f"error: {error}\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_ray_executor_without_ray_installed_is_a_one_line_error(tmp_path, monkeypatch):

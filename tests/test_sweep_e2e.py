@@ -13,7 +13,7 @@ import pytest
 from dis_eval.results import discover_runs, group_runs
 from dis_eval.run_dir import RunDir
 from pipelines.cli import main
-from pipelines.sweep import all_succeeded, run_sweep, sweep_status
+from pipelines.sweep import ExecutorOptions, all_succeeded, run_sweep, sweep_status
 from pipelines.sweep.spec import parse_sweep
 from tests.sweep_helpers import kill_once_job, merge_resolver, write_small_real_sweep
 
@@ -101,8 +101,8 @@ def test_ray_sweep_retries_a_killed_worker_and_records_a_failing_job(local_ray, 
     })
 
     results = {r.name: r for r in run_sweep(
-        spec, out, executor="ray", job_fn=kill_once_job, resolve=merge_resolver,
-        max_retries=2, report=None,
+        spec, out, ExecutorOptions(executor="ray", max_retries=2),
+        job_fn=kill_once_job, resolve=merge_resolver, report=None,
     )}
     assert not all_succeeded(results.values())
     for model in ("echo", "vae"):
@@ -120,7 +120,7 @@ def test_ray_sweep_retries_a_killed_worker_and_records_a_failing_job(local_ray, 
     assert sorted(states.values()) == ["done", "done", "failed", "failed"]
     # A re-run skips finished jobs and runs only the failed ones again.
     again = {r.name: r.status for r in run_sweep(
-        spec, out, executor="ray", job_fn=kill_once_job, resolve=merge_resolver, report=None,
+        spec, out, ExecutorOptions(executor="ray"), job_fn=kill_once_job, resolve=merge_resolver, report=None,
     )}
     assert again == {n: ("skipped" if "kill_once" in n else "failed") for n in states}
 

@@ -6,13 +6,22 @@ MI heatmap, reconstructions, and score plots. Plot functions take arrays and cal
 from dis_eval.plots.common import ACTIVE_VARIANCE, SHAPE_COLOURS, active_latents
 from dis_eval.plots.latent_vs_factor import factor_means, plot_latent_vs_factor
 from dis_eval.plots.mi_heatmap import mi_matrix, plot_mi_heatmap
-from dis_eval.plots.reconstructions import average_reconstruction, plot_reconstructions
+from dis_eval.plots.reconstructions import (
+    NoisyAverage,
+    average_reconstruction,
+    plot_reconstructions,
+)
 from dis_eval.plots.scores import plot_score_vs_param, plot_scores_by_config
-from dis_eval.plots.traversals import plot_traversals, traversal_values
+from dis_eval.plots.traversals import (
+    LatentSummary,
+    TraversalSeeds,
+    plot_traversals,
+    traversal_values,
+)
 
 __all__ = [
     "ACTIVE_VARIANCE", "SHAPE_COLOURS", "active_latents", "factor_means",
     "plot_latent_vs_factor", "mi_matrix", "plot_mi_heatmap", "average_reconstruction",
-    "plot_reconstructions", "plot_score_vs_param", "plot_scores_by_config", "plot_traversals",
-    "traversal_values",
+    "NoisyAverage", "plot_reconstructions", "plot_score_vs_param", "plot_scores_by_config",
+    "LatentSummary", "TraversalSeeds", "plot_traversals", "traversal_values",
 ]

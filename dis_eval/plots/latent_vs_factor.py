@@ -84,7 +84,7 @@ def _limits(arrays: Sequence[np.ndarray]) -> tuple[float, float]:
     return lo, hi
 
 
-def plot_latent_vs_factor(classes: np.ndarray, mean: np.ndarray, stem: str | Path, title: str = "",
+def plot_latent_vs_factor(classes: np.ndarray, mean: np.ndarray, stem: str | Path, *, title: str = "",
                           latents: Sequence[int] | None = None,
                           threshold: float = ACTIVE_VARIANCE) -> list[Path]:
     """Draw Fig. 4 for codes ``mean`` (N, D) of rows with factor ``classes`` (N, 5).

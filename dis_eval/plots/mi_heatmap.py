@@ -49,7 +49,7 @@ def mi_matrix(codes: np.ndarray, classes: np.ndarray, num_bins: int = 20) -> MIR
     return MIResult(mi=mi, entropy=entropy, gap=gap, top2=top2)
 
 
-def plot_mi_heatmap(codes: np.ndarray, classes: np.ndarray, stem: str | Path, title: str = "",
+def plot_mi_heatmap(codes: np.ndarray, classes: np.ndarray, stem: str | Path, *, title: str = "",
                     num_bins: int = 20, factor_names: Sequence[str] = FACTOR_NAMES,
                     inactive: Sequence[int] = ()) -> tuple[list[Path], MIResult]:
     """Heatmap of MI (nats), rows latents, columns factors; per factor the largest MI has a

@@ -6,6 +6,7 @@ noise in the latent space carries through the decoder; the mean-code reconstruct
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -27,13 +28,23 @@ def average_reconstruction(decode: Decoder, sample_codes: Callable[[int], np.nda
     return total / num_draws
 
 
-def plot_reconstructions(inputs: np.ndarray, recon_mean: np.ndarray, recon_avg: np.ndarray | None,
-                         num_draws: int, stem: str | Path, title: str = "",
-                         noise_name: str = "noise") -> list[Path]:
-    """Rows: inputs, decoder(mean code), decoder output averaged over ``num_draws`` noisy codes."""
+@dataclass(frozen=True)
+class NoisyAverage:
+    """The decoder output averaged over noisy codes (K, H, W), as ``average_reconstruction``
+    returns it, with its number of draws and the noise's name for the row label."""
+
+    images: np.ndarray
+    num_draws: int
+    noise_name: str = "noise"
+
+
+def plot_reconstructions(inputs: np.ndarray, recon_mean: np.ndarray, stem: str | Path, title: str = "",
+                         average: NoisyAverage | None = None) -> list[Path]:
+    """Rows: inputs, decoder(mean code) and, when ``average`` is given, the decoder output
+    averaged over its noisy codes."""
     rows = [("input", inputs), ("reconstruction\n(mean code)", recon_mean)]
-    if recon_avg is not None:
-        rows.append((f"average over\n{num_draws} {noise_name} draws", recon_avg))
+    if average is not None:
+        rows.append((f"average over\n{average.num_draws} {average.noise_name} draws", average.images))
     k = inputs.shape[0]
     fig, axes = plt.subplots(len(rows), k, figsize=(1.05 * k + 1.2, 1.15 * len(rows) + 0.8), squeeze=False)
     for r, (label, imgs) in enumerate(rows):

@@ -10,6 +10,7 @@ the variance of their mean; inactive ones (variance of the mean <= 0.01) are mar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -33,6 +34,68 @@ def latent_order(mean: np.ndarray, rates: np.ndarray | None) -> tuple[np.ndarray
     if rates is not None:
         return np.lexsort((-var, -np.round(np.asarray(rates, dtype=np.float64), 3))), "rate (ties: variance)"
     return np.argsort(-var, kind="stable"), "variance"
+
+
+@dataclass(frozen=True)
+class LatentSummary:
+    """What every seed image's traversal shares, computed once from the encoded means of the data
+    set: per latent its traversal values (D, num_values), the variance of its mean (D,) and its
+    rate (D,) or None; the drawing order (latents top to bottom) and what it is by; and the
+    variance at or below which a latent is marked inactive."""
+
+    values: np.ndarray
+    variances: np.ndarray
+    rates: np.ndarray | None
+    order: np.ndarray
+    order_by: str
+    threshold: float = ACTIVE_VARIANCE
+
+    @classmethod
+    def from_codes(cls, mean: np.ndarray, rates: np.ndarray | None = None, num_values: int = 9,
+                   threshold: float = ACTIVE_VARIANCE) -> LatentSummary:
+        """``mean`` (N, D): the data set's encoded means; ``rates`` (D,): per-latent rates, if any."""
+        mean = np.asarray(mean, dtype=np.float64)
+        if mean.ndim != 2 or mean.shape[0] == 0:
+            raise ValueError(f"need encoded means (N, D) with N >= 1; got shape {mean.shape}")
+        if rates is not None:
+            rates = np.asarray(rates, dtype=np.float64)
+            if rates.shape != (mean.shape[1],):
+                raise ValueError(f"need one rate per latent ({mean.shape[1]},); got shape {rates.shape}")
+        order, order_by = latent_order(mean, rates)
+        return cls(traversal_values(mean, num_values), latent_variances(mean), rates, order, order_by, threshold)
+
+    @property
+    def inactive(self) -> np.ndarray:
+        """(D,) True where the variance of the latent's mean is at or below ``threshold``."""
+        return self.variances <= self.threshold
+
+
+@dataclass(frozen=True)
+class TraversalSeeds:
+    """The seed images traversals start from: their mean codes (K, D), the images (K, 64, 64)
+    and a name each for the files (default ``seed<k>``)."""
+
+    codes: np.ndarray
+    images: np.ndarray
+    names: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        k = len(self.codes)
+        names = tuple(f"seed{i}" for i in range(k)) if self.names is None else tuple(self.names)
+        if len(self.images) != k or len(names) != k:
+            raise ValueError(f"need as many seed images and names as seed codes ({k}); "
+                             f"got {len(self.images)} images and {len(names)} names")
+        object.__setattr__(self, "names", names)
+
+
+@dataclass(frozen=True)
+class TraversalGrid:
+    """One seed image's traversal: the decoded grid (rows: latents in the summary's order,
+    columns: its values; (R, V, H, W)), the seed image and its mean-code reconstruction (H, W)."""
+
+    images: np.ndarray
+    seed_image: np.ndarray
+    recon: np.ndarray
 
 
 def traverse(decode: Decoder, seed_code: np.ndarray, values: np.ndarray, order: Sequence[int]) -> np.ndarray:
@@ -66,17 +129,17 @@ def mosaic(grid: np.ndarray, gap: int = 2, fill: float = 0.55) -> np.ndarray:
     return out
 
 
-def plot_traversal_grid(grid: np.ndarray, seed_image: np.ndarray, recon: np.ndarray, order: Sequence[int],
-                        values: np.ndarray, variances: np.ndarray, rates: np.ndarray | None,
-                        stem: str | Path, title: str, order_by: str,
-                        threshold: float = ACTIVE_VARIANCE) -> list[Path]:
+def plot_traversal_grid(grid: TraversalGrid, latents: LatentSummary, stem: str | Path,
+                        title: str) -> list[Path]:
     """Draw one seed image's traversal grid as a single mosaic (one image, so PDF/PNG writing
     stays fast); inactive rows are shown at reduced contrast with a red label."""
-    n_rows, n_cols, h, w = grid.shape
+    n_rows, n_cols, h, w = grid.images.shape
     gap = 2
-    shown = grid.astype(np.float32).copy()
+    order, values, variances, rates = latents.order, latents.values, latents.variances, latents.rates
+    threshold, inactive = latents.threshold, latents.inactive
+    shown = grid.images.astype(np.float32).copy()
     for r, j in enumerate(order):
-        if variances[j] <= threshold:
+        if inactive[j]:
             shown[r] = 0.3 + 0.4 * shown[r]  # washed out: still visible, clearly set apart
     fig = plt.figure(figsize=(0.8 * n_cols + 3.2, 0.8 * n_rows + 1.3))
     gs = fig.add_gridspec(1, 2, width_ratios=[1.0, n_cols * 1.0], wspace=0.32)
@@ -88,7 +151,7 @@ def plot_traversal_grid(grid: np.ndarray, seed_image: np.ndarray, recon: np.ndar
     labels = [_row_label(j, variances[j], None if rates is None else rates[j], threshold) for j in order]
     ax.set_yticklabels(labels, fontsize=7)
     for tick, j in zip(ax.get_yticklabels(), order, strict=True):
-        tick.set_color("red" if variances[j] <= threshold else "black")
+        tick.set_color("red" if inactive[j] else "black")
     ax.tick_params(axis="y", length=0)
     for r, j in enumerate(order):
         for c in range(n_cols):
@@ -98,8 +161,8 @@ def plot_traversal_grid(grid: np.ndarray, seed_image: np.ndarray, recon: np.ndar
         spine.set_visible(False)
     side = fig.add_subplot(gs[0, 0])
     pair = np.full((2 * h + 3 * gap + 10, w + 2 * gap), 1.0, dtype=np.float32)
-    pair[gap : gap + h, gap : gap + w] = seed_image
-    pair[h + 2 * gap + 10 : 2 * h + 2 * gap + 10, gap : gap + w] = recon
+    pair[gap : gap + h, gap : gap + w] = grid.seed_image
+    pair[h + 2 * gap + 10 : 2 * h + 2 * gap + 10, gap : gap + w] = grid.recon
     side.imshow(pair, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     side.set_xticks([])
     side.set_yticks([gap + h / 2, h + 2 * gap + 10 + h / 2])
@@ -107,7 +170,7 @@ def plot_traversal_grid(grid: np.ndarray, seed_image: np.ndarray, recon: np.ndar
     side.tick_params(axis="y", length=0)
     for spine in side.spines.values():
         spine.set_visible(False)
-    fig.suptitle(f"{title}\nrows: latents by decreasing {order_by} (red: inactive, variance of the mean "
+    fig.suptitle(f"{title}\nrows: latents by decreasing {latents.order_by} (red: inactive, variance of the mean "
                  f"<= {threshold:g})\ncolumns: the latent set to its 2%..98% quantiles over the encoded data "
                  f"(value in yellow), the others fixed at the seed image's code", fontsize=8, y=0.99)
     return save_figure(fig, stem)
@@ -134,37 +197,31 @@ def _tile_frame(tiles: np.ndarray, labels: Sequence[str], inactive: np.ndarray, 
     return np.asarray(img)
 
 
-def traversal_gif(grid: np.ndarray, order: Sequence[int], inactive_mask: np.ndarray, path: str | Path) -> Path:
-    """Animated GIF: frame t shows every latent (tiles in ``order``) at its t-th value, sweeping
-    low -> high -> low. Bars under the tiles: green active, red inactive."""
-    n_values = grid.shape[1]
+def traversal_gif(grid: TraversalGrid, latents: LatentSummary, path: str | Path) -> Path:
+    """Animated GIF: frame t shows every latent (tiles in the summary's order) at its t-th value,
+    sweeping low -> high -> low. Bars under the tiles: green active, red inactive."""
+    n_values = grid.images.shape[1]
     sweep = list(range(n_values)) + list(range(n_values - 2, 0, -1))
-    labels = [f"z{j}" + (" (inactive)" if inactive_mask[j] else "") for j in order]
-    frames = [_tile_frame(grid[:, t], labels, inactive_mask[list(order)]) for t in sweep]
+    order, inactive = list(latents.order), latents.inactive
+    labels = [f"z{j}" + (" (inactive)" if inactive[j] else "") for j in order]
+    frames = [_tile_frame(grid.images[:, t], labels, inactive[order]) for t in sweep]
     return save_gif(frames, path)
 
 
-def plot_traversals(decode: Decoder, mean: np.ndarray, seed_codes: np.ndarray, seed_images: np.ndarray,
-                    out_dir: str | Path, title: str = "", rates: np.ndarray | None = None,
-                    num_values: int = 9, threshold: float = ACTIVE_VARIANCE,
-                    names: Sequence[str] | None = None) -> list[Path]:
-    """Traversal grids (PNG, PDF) and GIFs for each seed image.
+def plot_traversals(decode: Decoder, latents: LatentSummary, seeds: TraversalSeeds, out_dir: str | Path,
+                    title: str = "") -> list[Path]:
+    """Traversal grids (PNG, PDF) and GIFs for each seed image, named ``traversal_<seed name>``.
 
-    ``mean`` (N, D): encoded means of the data set (ranges and activity); ``seed_codes``
-    (K, D) and ``seed_images`` (K, 64, 64): the seed images and their mean codes.
+    ``latents``: the summary of the data set's encoded means (ranges, activity, order), built
+    once by ``LatentSummary.from_codes``; ``seeds``: the seed images and their mean codes.
     """
     out_dir = Path(out_dir)
-    values = traversal_values(mean, num_values)
-    variances = latent_variances(mean)
-    order, order_by = latent_order(mean, rates)
-    inactive = variances <= threshold
-    recons = np.asarray(decode(np.asarray(seed_codes, dtype=np.float32)))
+    recons = np.asarray(decode(np.asarray(seeds.codes, dtype=np.float32)))
     paths: list[Path] = []
-    for k in range(len(seed_codes)):
-        name = names[k] if names is not None else f"seed{k}"
-        grid = traverse(decode, seed_codes[k], values, order)
-        paths += plot_traversal_grid(grid, seed_images[k], recons[k], order, values, variances, rates,
-                                     out_dir / f"traversal_{name}", f"{title} — seed image {name}".strip(" —"),
-                                     order_by, threshold)
-        paths.append(traversal_gif(grid, order, inactive, out_dir / f"traversal_{name}.gif"))
+    for k, name in enumerate(seeds.names):
+        grid = TraversalGrid(traverse(decode, seeds.codes[k], latents.values, latents.order),
+                             seeds.images[k], recons[k])
+        paths += plot_traversal_grid(grid, latents, out_dir / f"traversal_{name}",
+                                     f"{title} — seed image {name}".strip(" —"))
+        paths.append(traversal_gif(grid, latents, out_dir / f"traversal_{name}.gif"))
     return paths

@@ -18,26 +18,24 @@ from pipelines.cli.common import add_out, add_quiet, add_seed
 
 
 def _run_dsprites(args: argparse.Namespace) -> int:
-    from data_prep.prepare import prepare_dsprites
+    from data_prep.prepare import DspritesSource, prepare_dsprites
 
-    prepare_dsprites(
-        args.out,
+    source = DspritesSource(
         from_path=args.from_path,
         download=args.download,
         render=args.render,
         skip_checksum=args.skip_checksum,
         url=args.url,
         workers=args.workers,
-        progress=not args.quiet,
     )
+    prepare_dsprites(args.out, source, progress=not args.quiet)
     return 0
 
 
 def _run_dependent(args: argparse.Namespace) -> int:
-    from data_prep.prepare import prepare_dependent
+    from data_prep.prepare import SubsetRequest, prepare_dependent
 
-    prepare_dependent(
-        args.out,
+    request = SubsetRequest(
         preset=args.preset,
         bins=args.bins,
         drop=args.drop,
@@ -45,8 +43,8 @@ def _run_dependent(args: argparse.Namespace) -> int:
         target_fraction=args.target_fraction,
         target_tc=args.target_tc,
         seeds=args.seeds,
-        progress=not args.quiet,
     )
+    prepare_dependent(args.out, request, progress=not args.quiet)
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from dis_eval.errors import UserError
 from pipelines.cli.common import add_out
+from pipelines.sweep.options import EXECUTORS, ExecutorOptions
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.sweep is None or args.out is None:
         raise UserError("give a sweep file and --out DIR (or --status DIR to see a sweep's progress)")
-    if args.executor == "local" and args.address:
-        raise UserError("--address is for --executor ray")
-    if args.executor == "ray" and args.jobs != 1:
-        raise UserError("--jobs is for the local executor; Ray runs as many jobs as the cluster fits")
+    options = ExecutorOptions(
+        executor=args.executor, n_jobs=args.jobs, address=args.address, max_retries=args.max_retries,
+        cpus_per_job=args.cpus_per_job, skip_failed=args.skip_failed,
+    )
     extra_set = parse_overrides(args.set, "--set", "steps=1000")
     if args.list:
         spec = load_sweep(args.sweep)
@@ -59,15 +60,12 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs:
             print(f"  {job_state(out / job.name)[0]:<8} {job.name}")
         return 0
-    results = run_sweep(
-        args.sweep, args.out, executor=args.executor, n_jobs=args.jobs, address=args.address,
-        max_retries=args.max_retries, extra_set=extra_set,
-        skip_failed=args.skip_failed, cpus_per_job=args.cpus_per_job,
-    )
+    results = run_sweep(args.sweep, args.out, options, extra_set)
     return 0 if all_succeeded(results) else 1
 
 
 def register(subparsers: Any) -> None:
+    defaults = ExecutorOptions()
     p = subparsers.add_parser(
         "sweep",
         help="run a grid of train+evaluate jobs (local processes or Ray); --status shows progress",
@@ -83,17 +81,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--status", metavar="DIR", help="show done/running/failed/pending per job of DIR")
     p.add_argument("--json", action="store_true", help="with --status: print JSON")
     p.add_argument("--list", action="store_true", help="list the jobs and their state; run nothing")
-    p.add_argument("--executor", choices=("local", "ray"), default="local")
-    p.add_argument("--jobs", type=int, default=1, help="local executor: jobs at a time (default 1)")
+    p.add_argument("--executor", choices=EXECUTORS, default=defaults.executor)
+    p.add_argument("--jobs", type=int, default=defaults.n_jobs,
+                   help=f"local executor: jobs at a time (default {defaults.n_jobs})")
     p.add_argument(
-        "--address", default=None,
+        "--address", default=defaults.address,
         help="ray: cluster address (auto, HOST:6379, ray://HOST:10001); default a local instance",
     )
     p.add_argument(
-        "--max-retries", type=int, default=2,
+        "--max-retries", type=int, default=defaults.max_retries,
         help="times a job whose process/worker died is restarted (resuming); errors are not retried",
     )
-    p.add_argument("--cpus-per-job", type=float, default=1.0, help="ray: CPUs reserved per job")
+    p.add_argument("--cpus-per-job", type=float, default=defaults.cpus_per_job,
+                   help="ray: CPUs reserved per job")
     p.add_argument("--skip-failed", action="store_true", help="do not retry jobs that failed before")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",

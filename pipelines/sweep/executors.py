@@ -19,7 +19,8 @@ from typing import Any
 
 from dis_eval.errors import UserError
 from dis_eval.run_dir import RunDir, read_json_object
-from pipelines.sweep.runner import HEARTBEAT_S, JobFn, JobResult, run_job, write_failed
+from pipelines.sweep.options import ExecutorOptions
+from pipelines.sweep.runner import JobFn, JobResult, run_job, write_failed
 from pipelines.sweep.spec import Job
 
 Reporter = Callable[[JobResult], None]
@@ -65,26 +66,26 @@ class _Results:
 
 
 def _child_main(
-    job: Job, run_dir: str, job_fn: JobFn, token: str, heartbeat_s: float,
-    log_path: str | None, threads: int | None, gpu: str | None = None,
+    job: Job, run_dir: str, job_fn: JobFn, token: str, options: ExecutorOptions, gpu: str | None = None,
 ) -> None:
     """Entry point of a local job process; its exit code carries the job's status."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch is imported by the job
+    threads = max(1, (os.cpu_count() or 1) // options.n_jobs) if options.n_jobs > 1 else None
     if threads:
         # N concurrent jobs share the cores (torch may be preloaded: set it directly too).
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
-    if log_path:
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    if options.job_logs:
+        fd = os.open(RunDir(run_dir).job_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
     # Ctrl-C reaches the job too: run_job releases the lock and re-raises, leaving the job
     # pending with its checkpoint (the parent stops the sweep).
-    result = run_job(job, Path(run_dir), job_fn, token, heartbeat_s)
+    result = run_job(job, Path(run_dir), job_fn, token, options.heartbeat_s)
     sys.exit(_EXIT[result.status])  # normal exit: finalizers release what the job created
 
 
@@ -93,24 +94,16 @@ def run_local(
     out_dir: Path,
     job_fn: JobFn,
     token: str,
-    n_jobs: int = 1,
-    max_retries: int = 2,
-    heartbeat_s: float = HEARTBEAT_S,
-    log_to_files: bool | None = None,
+    options: ExecutorOptions,
     report: Reporter | None = None,
 ) -> list[JobResult]:
-    """Run ``jobs`` with at most ``n_jobs`` at a time, each in its own process.
+    """Run ``jobs`` with at most ``options.n_jobs`` at a time, each in its own process.
 
     A job's Python error is recorded by the job itself; a process that dies without a
-    status (killed by a signal, out of memory) is started again up to ``max_retries``
+    status (killed by a signal, out of memory) is started again up to ``options.max_retries``
     times (the job resumes from its checkpoint) and then recorded as failed. Job output
-    goes to ``RUN/job.log`` when several jobs run at once (``log_to_files`` default).
+    goes to ``RUN/job.log`` when several jobs run at once (``options.log_to_files`` default).
     """
-    if n_jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {n_jobs}")
-    if log_to_files is None:
-        log_to_files = n_jobs > 1
-    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
     # A fork server (started once, single-threaded, modules preloaded) forks each job: no
     # fork of a parent holding threads or CUDA state, and no per-job import of torch.
     ctx = mp.get_context("forkserver")
@@ -123,15 +116,14 @@ def run_local(
     running: dict[Any, tuple[Any, Job, int, float, str | None]] = {}
     try:
         while queue or running:
-            while queue and len(running) < n_jobs:
+            while queue and len(running) < options.n_jobs:
                 job, attempt = queue.popleft()
                 run_dir = out_dir / job.name
                 run_dir.mkdir(parents=True, exist_ok=True)
-                log = str(RunDir(run_dir).job_log) if log_to_files else None
                 gpu = min(gpu_load, key=gpu_load.__getitem__) if gpu_load else None
                 proc = ctx.Process(
                     target=_child_main,
-                    args=(job, str(run_dir), job_fn, token, heartbeat_s, log, threads, gpu),
+                    args=(job, str(run_dir), job_fn, token, options, gpu),
                     name=f"sweep:{job.name}",
                 )
                 proc.start()
@@ -157,7 +149,7 @@ def run_local(
                     emit(JobResult(job.name, status, wall, attempts=attempt))
                 else:
                     why = _describe_exit(proc.exitcode)
-                    if attempt <= max_retries:
+                    if attempt <= options.max_retries:
                         queue.appendleft((job, attempt + 1))  # resume it next, from its checkpoint
                         if report:
                             report(JobResult(job.name, "retrying", wall, why, attempt))
@@ -219,24 +211,21 @@ def run_ray(
     out_dir: Path,
     job_fn: JobFn,
     token: str,
-    address: str | None = None,
-    max_retries: int = 2,
-    heartbeat_s: float = HEARTBEAT_S,
-    cpus_per_job: float = 1.0,
-    gpus_per_job: float | None = None,
+    options: ExecutorOptions,
     report: Reporter | None = None,
 ) -> list[JobResult]:
-    """Run ``jobs`` as Ray tasks (``ray.remote`` with ``max_retries`` for lost workers).
+    """Run ``jobs`` as Ray tasks (``ray.remote`` with ``options.max_retries`` for lost workers).
 
-    Connects to ``address`` (``auto``, ``ray://host:10001``, ``host:6379``), uses an
-    already initialised Ray, or starts a local instance. One GPU per job when the cluster
-    has GPUs (``gpus_per_job`` overrides), CPU otherwise. ``out_dir`` must be on storage
-    every worker sees at the same path; ``DIS_EVAL_DATA`` is passed on to the workers when
-    this call starts or connects Ray. A Python error in a job is recorded by the job
-    and not retried (it would fail again); a worker lost mid-job is retried by Ray, and
-    the retry resumes from the job's checkpoint.
+    Connects to ``options.address`` (``auto``, ``ray://host:10001``, ``host:6379``), uses an
+    already initialised Ray, or starts a local instance. ``options.cpus_per_job`` CPUs per
+    job, and one GPU when the cluster has GPUs (``options.gpus_per_job`` overrides), CPU
+    otherwise. ``out_dir`` must be on storage every worker sees at the same path;
+    ``DIS_EVAL_DATA`` is passed on to the workers when this call starts or connects Ray. A
+    Python error in a job is recorded by the job and not retried (it would fail again); a
+    worker lost mid-job is retried by Ray, and the retry resumes from the job's checkpoint.
     """
     ray = import_ray()
+    address, max_retries = options.address, options.max_retries
     started_here = False
     if not ray.is_initialized():
         # The dashboard is only chosen when starting a local instance.
@@ -250,10 +239,11 @@ def run_ray(
             raise UserError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
         started_here = True
     try:
+        gpus_per_job = options.gpus_per_job
         if gpus_per_job is None:
             gpus_per_job = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         task = ray.remote(
-            num_cpus=cpus_per_job, num_gpus=gpus_per_job,
+            num_cpus=options.cpus_per_job, num_gpus=gpus_per_job,
             max_retries=max_retries, retry_exceptions=False,
         )(_ray_job)
         results = _Results(report)
@@ -263,7 +253,7 @@ def run_ray(
         for job in results.to_run(jobs, out_dir):
             run_dir = out_dir / job.name
             run_dir.mkdir(parents=True, exist_ok=True)
-            ref = task.remote(job, str(run_dir.resolve()), job_fn, token, heartbeat_s)
+            ref = task.remote(job, str(run_dir.resolve()), job_fn, token, options.heartbeat_s)
             refs[ref] = job
             starts[ref] = time.time()
         pending = list(refs)

@@ -18,8 +18,8 @@ from dis_eval.config.evaluation import EvalConfig
 from dis_eval.errors import UserError
 from dis_eval.run_dir import RunDir, read_json_object
 from pipelines.sweep.executors import import_ray, run_local, run_ray
+from pipelines.sweep.options import ExecutorOptions
 from pipelines.sweep.runner import (
-    HEARTBEAT_S,
     MANIFEST_FILE,
     JobFn,
     JobResult,
@@ -132,27 +132,22 @@ def _diff_keys(prev: dict[str, Any], job: Job) -> str:
 def run_sweep(
     sweep: str | Path | SweepSpec,
     out_dir: str | Path,
-    executor: str = "local",
-    n_jobs: int = 1,
-    address: str | None = None,
-    max_retries: int = 2,
+    options: ExecutorOptions | None = None,
     extra_set: dict[str, Any] | None = None,
+    *,
     job_fn: JobFn = train_and_evaluate,
     resolve: Resolver = resolve_train_config,
-    heartbeat_s: float = HEARTBEAT_S,
-    skip_failed: bool = False,
-    cpus_per_job: float = 1.0,
     report: Callable[[str], None] | None = print,
 ) -> list[JobResult]:
     """Run every job of ``sweep`` into ``out_dir``; returns one result per job.
 
-    All job configs are validated first. Finished jobs are skipped; the others run with
-    the chosen executor (``local``: ``n_jobs`` processes; ``ray``: tasks on the cluster at
-    ``address``, or a local Ray).
+    All job configs are validated first (``extra_set``: base-config overrides, the command
+    line's ``--set``). Finished jobs are skipped; the others run as ``options`` says (default
+    ``ExecutorOptions()``: one local process at a time): ``local``, ``n_jobs`` processes;
+    ``ray``, tasks on the cluster at ``address``, or a local Ray.
     """
-    if executor not in ("local", "ray"):
-        raise UserError(f"unknown executor {executor!r}: use local or ray")
-    if executor == "ray":
+    options = ExecutorOptions() if options is None else options
+    if options.executor == "ray":
         import_ray()  # a missing Ray fails before anything is written
     spec = sweep if isinstance(sweep, SweepSpec) else load_sweep(sweep)
     out = Path(out_dir)
@@ -161,15 +156,14 @@ def run_sweep(
     prepare_out_dir(spec, jobs, out)
     say = report or (lambda _msg: None)
     states = {job.name: job_state(out / job.name)[0] for job in jobs}
-    todo = [j for j in jobs if not (skip_failed and states[j.name] == "failed")]
+    todo = [j for j in jobs if not (options.skip_failed and states[j.name] == "failed")]
     n_done = sum(s == "done" for s in states.values())
-    where = f"{executor}" + (f", {n_jobs} at a time" if executor == "local" else f" ({address or 'local instance'})")
-    say(f"sweep {spec.name}: {len(jobs)} jobs ({n_done} already done) -> {out}  [{where}]")
+    say(f"sweep {spec.name}: {len(jobs)} jobs ({n_done} already done) -> {out}  [{options.describe()}]")
     if spec.notes:
         say("notes: " + " ".join(spec.notes.split()))
     for dropped, kept in merged:
         say(f"  {dropped} is the same run as {kept}: run once")
-    if skip_failed and len(todo) < len(jobs):
+    if options.skip_failed and len(todo) < len(jobs):
         say(f"  leaving {len(jobs) - len(todo)} failed job(s) alone (--skip-failed)")
 
     counter = {"n": 0}
@@ -183,17 +177,8 @@ def run_sweep(
             extra += f"  {res.error}"
         say(f"{tag} {res.status:<8} {res.name}{extra}")
 
-    token = uuid.uuid4().hex
-    if executor == "local":
-        results = run_local(
-            todo, out, job_fn, token, n_jobs=n_jobs, max_retries=max_retries,
-            heartbeat_s=heartbeat_s, report=on_result,
-        )
-    else:
-        results = run_ray(
-            todo, out, job_fn, token, address=address, max_retries=max_retries,
-            heartbeat_s=heartbeat_s, cpus_per_job=cpus_per_job, report=on_result,
-        )
+    execute = run_local if options.executor == "local" else run_ray
+    results = execute(todo, out, job_fn, uuid.uuid4().hex, options, report=on_result)
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "busy")}
     say(
         f"sweep {spec.name}: {counts['done']} done, {counts['skipped']} already done, "

@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 from dis_eval.atomic import atomic_create_json, atomic_write_json
 from dis_eval.config.evaluation import EvalConfig
 from dis_eval.run_dir import RunDir, read_json_object
+from pipelines.sweep.options import HEARTBEAT_S
 from pipelines.sweep.spec import Job
 
 if TYPE_CHECKING:
     from dis_eval.config.train import TrainConfig
 
 MANIFEST_FILE = "sweep.json"  # in the sweep's folder: the jobs and the evaluation
-HEARTBEAT_S = 30.0
 STALE_FACTOR = 4.0  # a heartbeat older than 4 intervals means the holder is gone
 
 JobFn = Callable[[Job, Path], None]
