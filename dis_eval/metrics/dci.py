@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from dis_eval.errors import UserError
-from dis_eval.metrics.utils import Representation, generate_batch_factor_code, require, require_int
+from dis_eval.metrics.utils import Representation, require, train_test_codes
 
 DEFAULTS: dict[str, Any] = {"num_train": 10000, "num_test": 5000, "batch_size": 16,
                             "backend": "gbt", "n_jobs": None}
@@ -148,10 +148,6 @@ def compute_dci(data: Any, representation: Representation,
                 random_state: np.random.RandomState, **settings: Any) -> dict[str, Any]:
     """DCI of ``representation`` on ``data`` (see the module docstring)."""
     s = {**DEFAULTS, **settings}
-    num_train = require_int(s, "num_train", 2)
-    num_test = require_int(s, "num_test", 1)
-    batch_size = require_int(s, "batch_size", 1)
-    codes, factors = generate_batch_factor_code(data, representation, num_train, random_state, batch_size)
-    codes_t, factors_t = generate_batch_factor_code(data, representation, num_test, random_state, batch_size)
+    codes, factors, codes_t, factors_t = train_test_codes(data, representation, random_state, s)
     return dci_from_codes(codes, factors, codes_t, factors_t, str(s["backend"]), s["n_jobs"],
                           tuple(data.factor_names))

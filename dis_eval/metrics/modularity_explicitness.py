@@ -30,9 +30,9 @@ from dis_eval.errors import UserError
 from dis_eval.metrics.utils import (
     Representation,
     discrete_mutual_info,
-    generate_batch_factor_code,
     histogram_discretize,
     require_int,
+    train_test_codes,
 )
 
 DEFAULTS: dict[str, Any] = {"num_train": 10000, "num_test": 5000, "batch_size": 16, "num_bins": 20,
@@ -112,11 +112,7 @@ def compute_modularity_explicitness(data: Any, representation: Representation,
                                     **settings: Any) -> dict[str, Any]:
     """Modularity and explicitness of ``representation`` on ``data`` (module docstring)."""
     s = {**DEFAULTS, **settings}
-    num_train = require_int(s, "num_train", 2)
-    num_test = require_int(s, "num_test", 1)
-    batch_size = require_int(s, "batch_size", 1)
+    codes, factors, codes_t, factors_t = train_test_codes(data, representation, random_state, s)
     num_bins = require_int(s, "num_bins", 2)
-    codes, factors = generate_batch_factor_code(data, representation, num_train, random_state, batch_size)
-    codes_t, factors_t = generate_batch_factor_code(data, representation, num_test, random_state, batch_size)
     return modularity_explicitness_from_codes(codes, factors, codes_t, factors_t, num_bins,
                                               tuple(data.factor_names), s["n_jobs"])

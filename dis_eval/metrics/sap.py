@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from dis_eval.errors import UserError
-from dis_eval.metrics.utils import Representation, generate_batch_factor_code, require_int
+from dis_eval.metrics.utils import Representation, train_test_codes
 
 DEFAULTS: dict[str, Any] = {"num_train": 10000, "num_test": 5000, "batch_size": 16,
                             "continuous_factors": False, "n_jobs": None}
@@ -91,10 +91,6 @@ def compute_sap(data: Any, representation: Representation,
                 random_state: np.random.RandomState, **settings: Any) -> dict[str, Any]:
     """SAP score of ``representation`` on ``data`` (see the module docstring)."""
     s = {**DEFAULTS, **settings}
-    num_train = require_int(s, "num_train", 2)
-    num_test = require_int(s, "num_test", 1)
-    batch_size = require_int(s, "batch_size", 1)
-    codes, factors = generate_batch_factor_code(data, representation, num_train, random_state, batch_size)
-    codes_t, factors_t = generate_batch_factor_code(data, representation, num_test, random_state, batch_size)
+    codes, factors, codes_t, factors_t = train_test_codes(data, representation, random_state, s)
     return sap_from_codes(codes, factors, codes_t, factors_t, bool(s["continuous_factors"]),
                           tuple(data.factor_names), s["n_jobs"])

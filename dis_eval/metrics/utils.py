@@ -105,6 +105,19 @@ def generate_batch_factor_code(data: Any, rep: Representation, num_points: int,
     return codes, np.asarray(data.classes[positions], dtype=np.int64)
 
 
+def train_test_codes(data: Any, rep: Representation, random_state: np.random.RandomState,
+                     settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(codes, factors, test codes, test factors): ``num_train`` then ``num_test`` random rows,
+    drawn in batches of ``batch_size`` (settings of DCI, SAP, modularity/explicitness), in dlib's
+    order: all training rows first."""
+    num_train = require_int(settings, "num_train", 2)
+    num_test = require_int(settings, "num_test", 1)
+    batch_size = require_int(settings, "batch_size", 1)
+    codes, factors = generate_batch_factor_code(data, rep, num_train, random_state, batch_size)
+    codes_t, factors_t = generate_batch_factor_code(data, rep, num_test, random_state, batch_size)
+    return codes, factors, codes_t, factors_t
+
+
 # --------------------------------------------------------------------------- discretisation / MI
 def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
     """Per-column equal-width binning over the column's own range (dlib's
