@@ -155,8 +155,12 @@ class RunDir:
     # ---- the writer's lock ---------------------------------------------------------------------
     @contextmanager
     def lock(self, purpose: str, wait_s: float = 0.0) -> Iterator[None]:
-        """Hold the folder's write lock. A second writer waits up to ``wait_s`` seconds, then
-        gets a one-line error naming the holder (pid, host, what it does, since when)."""
+        """Hold the folder's write lock for ``purpose`` ("train", "evaluate", ...).
+
+        A second writer waits up to ``wait_s`` seconds while the holder does a short write of
+        the same kind (an evaluation's merge); a holder doing anything else (training) or a wait
+        that runs out is a one-line error naming it: pid, host, what it does, since when.
+        """
         import fcntl
 
         self.path.mkdir(parents=True, exist_ok=True)
@@ -168,20 +172,31 @@ class RunDir:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        fh.seek(0)
-                        holder = fh.read().strip() or "another process"
-                        raise UserError(f"{self.path} is being written by {holder}; wait for it to finish "
+                    holder = _read_holder(fh)
+                    if time.monotonic() >= deadline or holder.get("purpose") not in (None, purpose):
+                        who = (f"pid {holder.get('pid')} on {holder.get('host')} ({holder.get('purpose')}, "
+                               f"since {holder.get('since')})" if holder else "another process")
+                        raise UserError(f"{self.path} is being written by {who}; wait for it to finish "
                                         "(or stop it) and try again") from None
                     time.sleep(0.05)
             fh.seek(0)
             fh.truncate()
-            fh.write(f"pid {os.getpid()} on {socket.gethostname()} ({purpose}, since "
-                     f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+            fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
             fh.flush()
             yield
         finally:
             fh.close()  # releases the flock
+
+
+def _read_holder(fh: Any) -> dict[str, Any]:
+    """What the lock's holder wrote about itself (empty while it is still writing it)."""
+    fh.seek(0)
+    try:
+        holder = json.loads(fh.read() or "{}")
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def merge_metrics(path: Path, result: dict[str, Any]) -> dict[str, Any]:
