@@ -4,11 +4,13 @@ Everything the project writes (data sets, subsets, checkpoints, configs, metrics
 tables, sweep state) goes through this module, the only place that renames a file into place:
 write to a temporary file in the same folder (same file system, so ``os.replace`` is atomic),
 fsync, rename; on any error the temporary file is removed and an existing file at ``path`` is
-left untouched.
+left untouched. A write that fails for want of room or a working disk (ENOSPC, EDQUOT, EFBIG, EIO,
+EROFS, also when a library wraps it) is a one-line ``UserError`` saying that the old file is kept.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -51,9 +53,28 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        _raise_write_failure(exc, path)
         raise
+
+
+# The errors of a write that failed for want of room or a working disk: a one-line UserError.
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+def _raise_write_failure(exc: BaseException, path: Path) -> None:
+    """Raise a one-line UserError when ``exc`` (or what it wraps: torch and zipfile turn an
+    OSError raised by the file into their own errors) is a failed write; else return."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None or not isinstance(seen, Exception) or isinstance(seen, UserError):
+            return
+        if isinstance(seen, OSError) and seen.errno in WRITE_FAILURES:
+            kept = f"{path.name} was left as it was" if path.exists() else f"nothing was written at {path}"
+            raise UserError(f"cannot write {path}: {seen.strerror or os.strerror(seen.errno)}; {kept}. "
+                            "Free some space (or write elsewhere) and run the command again") from exc
+        seen = seen.__cause__ or seen.__context__
 
 
 @contextmanager
@@ -90,6 +111,9 @@ def atomic_create_json(path: str | os.PathLike, obj: Any) -> bool:
         except FileExistsError:
             return False
         return True
+    except Exception as exc:
+        _raise_write_failure(exc, path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -10,12 +10,15 @@ RUN/
   tb/              TensorBoard logs
   figures/         from `dis-eval plot`
   sweep_job.json, sweep_lock.json, failed.json, job.log   the sweep runner's files
-  .lock            held (flock) by a process writing the folder
+  .lock            held (flock) by a process writing the folder; its holder's record (JSON)
 ```
 
-Every write is atomic (``dis_eval.atomic``). Writers hold the folder's lock: ``train`` for its
-whole run, ``evaluate`` for its read-merge-write of metrics.json, so two writers never
-interleave (the lock is the operating system's ``flock``: a killed holder releases it).
+Every write is atomic (``dis_eval.atomic``). Writers hold the folder's lock: ``train`` (and
+``train --resume``) for its whole run, ``plot`` while it draws into the folder, ``evaluate`` for
+its read-merge-write of metrics.json, so two writers never interleave. The lock is the operating
+system's ``flock`` (a killed holder releases it) plus a record naming the holder (pid, host,
+start time, a heartbeat refreshed while it runs); a lock left by a holder that is gone is taken
+over with a notice (``RunDir.lock``; guarantees in docs/safety.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,48 +159,194 @@ class RunDir:
     # ---- the writer's lock ---------------------------------------------------------------------
     @contextmanager
     def lock(self, purpose: str, wait_s: float = 0.0) -> Iterator[None]:
-        """Hold the folder's write lock for ``purpose`` ("train", "evaluate", ...).
+        """Hold the folder's write lock for ``purpose`` ("train", "evaluate", "plot", ...).
 
         A second writer waits up to ``wait_s`` seconds while the holder does a short write of
         the same kind (an evaluation's merge); a holder doing anything else (training) or a wait
-        that runs out is a one-line error naming it: pid, host, what it does, since when.
+        that runs out is a one-line error naming it: pid, host, what it does, since when, its
+        last heartbeat. The holder's record (``LockHolder``) is refreshed every ``HEARTBEAT_S``
+        seconds by a background thread while the block runs. A lock whose holder is gone (killed:
+        the operating system released its flock but its record is still there; or a dead pid on
+        this host, or a heartbeat older than ``STALE_S`` from another host, while the flock is
+        still held) is taken over with a one-line notice on stderr.
         """
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = self._acquire(purpose, wait_s)
+        try:
+            left = LockHolder.parse(_read_record(fd))
+            if left is not None:
+                _notice(f"{self.path}: took over the lock left by {left.describe()}, which stopped "
+                        "without releasing it")
+            os.ftruncate(fd, 0)
+            beat = _Heartbeat(fd, LockHolder.mine(purpose))
+            beat.write()
+            beat.start()
+            try:
+                yield
+            finally:
+                beat.stop()
+                os.ftruncate(fd, 0)  # released normally: no record is left for a taker-over to report
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _acquire(self, purpose: str, wait_s: float) -> int:
+        """The lock file's descriptor, flock-ed by this process (see ``lock``)."""
         import fcntl
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.lock_file, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+        deadline = time.monotonic() + wait_s
+        while True:
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = LockHolder.parse(_read_record(fd))
+                inode = os.fstat(fd).st_ino
+                os.close(fd)
+                if holder is not None and holder.abandoned():
+                    self._break_lock(inode, holder)
+                    continue
+                if time.monotonic() >= deadline or (holder is not None and holder.purpose != purpose):
+                    who = holder.describe() if holder is not None else "another process"
+                    raise UserError(f"{self.path} is being written by {who}; wait for it to finish "
+                                    "(or stop it) and try again") from None
+                time.sleep(0.05)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, self.lock_file):
+                return fd
+            os.close(fd)  # a taker-over removed this file while we waited for it: lock the new one
+
+    def _break_lock(self, inode: int, holder: LockHolder) -> None:
+        """Remove a lock file whose flock a gone holder still pins (a forked child of a killed
+        process, a dead host), so that the next attempt locks a fresh file. Done under a flock of
+        the folder itself so that two takers-over never both remove a file (the second sees that
+        the file is no longer the one it judged)."""
+        import fcntl
+
+        dir_fd = os.open(self.path, os.O_RDONLY)
         try:
-            deadline = time.monotonic() + wait_s
-            while True:
-                try:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    holder = _read_holder(fh)
-                    if time.monotonic() >= deadline or holder.get("purpose") not in (None, purpose):
-                        who = (f"pid {holder.get('pid')} on {holder.get('host')} ({holder.get('purpose')}, "
-                               f"since {holder.get('since')})" if holder else "another process")
-                        raise UserError(f"{self.path} is being written by {who}; wait for it to finish "
-                                        "(or stop it) and try again") from None
-                    time.sleep(0.05)
-            fh.seek(0)
-            fh.truncate()
-            fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
-                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
-            fh.flush()
-            yield
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(self.lock_file).st_ino != inode:
+                    return
+            except FileNotFoundError:
+                return
+            os.unlink(self.lock_file)
+            _notice(f"{self.path}: took over the lock held by {holder.describe()}, which is gone")
         finally:
-            fh.close()  # releases the flock
+            os.close(dir_fd)  # releases the folder's flock
 
 
-def _read_holder(fh: Any) -> dict[str, Any]:
-    """What the lock's holder wrote about itself (empty while it is still writing it)."""
-    fh.seek(0)
+HEARTBEAT_S = 10.0  # a lock holder refreshes its record this often
+STALE_S = 120.0  # a record from another host not refreshed for this long belongs to a dead holder
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a run folder's lock: the JSON record in ``RUN/.lock``."""
+
+    pid: int
+    host: str
+    purpose: str
+    since: str  # local start time, for people
+    started: float  # start time, seconds since the epoch
+    heartbeat: float  # last refresh, seconds since the epoch
+
+    @classmethod
+    def mine(cls, purpose: str) -> LockHolder:
+        now = time.time()
+        return cls(os.getpid(), socket.gethostname(), purpose, time.strftime("%Y-%m-%d %H:%M:%S"), now, now)
+
+    @classmethod
+    def parse(cls, text: str) -> LockHolder | None:
+        """The record in ``text``; None when there is none (free, or still being written)."""
+        try:
+            raw = json.loads(text) if text.strip() else None
+        except ValueError:
+            return None
+        if not isinstance(raw, dict):
+            return None
+        try:
+            started = float(raw.get("started", 0.0))
+            return cls(int(raw["pid"]), str(raw["host"]), str(raw["purpose"]), str(raw.get("since", "?")),
+                       started, float(raw.get("heartbeat", started)))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    def describe(self) -> str:
+        beat = f", last heartbeat {max(time.time() - self.heartbeat, 0.0):.0f} s ago" if self.heartbeat else ""
+        return f"pid {self.pid} on {self.host} ({self.purpose}, since {self.since}{beat})"
+
+    def abandoned(self) -> bool:
+        """The holder is gone: a dead pid on this host, or a stale heartbeat from another host."""
+        if self.host == socket.gethostname():
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:  # alive, another user's
+                return False
+            return False
+        return bool(self.heartbeat) and time.time() - self.heartbeat > STALE_S
+
+
+class _Heartbeat:
+    """Rewrites the holder's record with a fresh heartbeat every ``HEARTBEAT_S`` seconds, from a
+    daemon thread (a few bytes written in place: nothing the holder's own work waits on)."""
+
+    def __init__(self, fd: int, holder: LockHolder) -> None:
+        import threading
+
+        self._fd = fd
+        self._holder = holder
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="run-dir-lock-heartbeat", daemon=True)
+        self._width = 0
+
+    def write(self) -> None:
+        text = json.dumps({**asdict(self._holder), "heartbeat": time.time()})
+        # Padded in place (JSON allows trailing blanks): a reader never sees an empty file.
+        self._width = max(self._width, len(text) + 1)
+        os.pwrite(self._fd, (text + "\n").ljust(self._width).encode(), 0)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.write()
+            except OSError:  # a full disk: the flock still guards the folder
+                pass
+
+
+def _read_record(fd: int) -> str:
     try:
-        holder = json.loads(fh.read() or "{}")
-    except ValueError:
-        return {}
-    return holder if isinstance(holder, dict) else {}
+        return os.pread(fd, 4096, 0).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _notice(message: str) -> None:
+    import sys
+
+    print(f"notice: {message}", file=sys.stderr, flush=True)
 
 
 def merge_metrics(path: Path, result: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +363,14 @@ def merge_metrics(path: Path, result: dict[str, Any]) -> dict[str, Any]:
     merged.update({k: v for k, v in result.items() if k not in METRIC_BLOCKS})
     atomic_write_json(path, to_builtin(merged))
     return merged
+
+
+def merge_metrics_file(path: str | os.PathLike, result: dict[str, Any]) -> dict[str, Any]:
+    """``merge_metrics`` into a metrics file outside a run folder (``--out``), holding the lock of
+    the folder it is in, so that two evaluations writing the same file keep both results."""
+    path = Path(path)
+    with RunDir(path.parent).lock("evaluate", wait_s=600.0):
+        return merge_metrics(path, result)
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:

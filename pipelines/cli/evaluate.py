@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 from dis_eval.errors import UserError
@@ -48,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dis_eval.run_dir import merge_metrics
+    from dis_eval.run_dir import merge_metrics_file
 
     config = eval_config(args, device=args.device, batch_size=args.batch_size, compile=args.compile)
     if args.run_dir and args.encoder:
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise UserError("give a RUN_DIR, or --encoder FILE with --data SOURCE")
     if args.out:
-        merge_metrics(Path(args.out), result)
+        merge_metrics_file(args.out, result)
     print_scores(result, args.json)
     return 0
 

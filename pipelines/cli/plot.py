@@ -35,6 +35,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from dis_eval.run_dir import RunDir
     from pipelines.figures import PlotSettings, make_run_figures
 
     if args.rows is not None and args.rows < 2:
@@ -51,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         if args.out is not None:
             out = Path(args.out) / run_dir.name if len(args.run_dirs) > 1 else Path(args.out)
         log(f"plotting {run_dir}")
-        paths = make_run_figures(run_dir, out, device=args.device, settings=settings, log=log)
+        # Figures drawn into the run folder are written under its lock (one writer at a time).
+        into_run = out is None or out.resolve().is_relative_to(run_dir.resolve())
+        with RunDir(run_dir).lock("plot") if into_run else nullcontext():
+            paths = make_run_figures(run_dir, out, device=args.device, settings=settings, log=log)
         for p in paths:
             log(f"  {p}")
     return 0

@@ -13,7 +13,6 @@ ordering) and ``aux`` + ``family`` (echo|vae) + ``d_max`` for ``--representation
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from dis_eval.errors import UserError
@@ -41,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dis_eval.run_dir import merge_metrics
+    from dis_eval.run_dir import merge_metrics_file
     from pipelines.evaluate import finish_record, score_codes
     from pipelines.evaluate.codes_file import load_codes_file
     from pipelines.evaluate.data import data_record, load_eval_data
@@ -63,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
     result = finish_record(result, data_record(data, source, args.subset), protocol, config,
                            {"encoder": {"kind": "codes", "path": args.codes}})
     if args.out:
-        merge_metrics(Path(args.out), result)
+        merge_metrics_file(args.out, result)
     print_scores(result, args.json)
     return 0
