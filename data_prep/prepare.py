@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dis_eval.atomic import atomic_path, atomic_write_json
+from dis_eval.atomic import atomic_path, atomic_write_json, remove_temporaries
 from dis_eval.data import PREPARED_NAME, default_data_dir
 from dis_eval.data.dependent import PRESETS, Recipe, Subset, build_subset, search_seed, write_subset
 from dis_eval.data.factors import NUM_IMAGES
@@ -70,6 +70,7 @@ def resolve_out(out: str | os.PathLike[str] | None, default_name: str) -> Path:
             raise _ProbeDone
     except _ProbeDone:
         pass
+    remove_temporaries(path.parent)  # what a killed earlier run left (only a dead writer's)
     return path
 
 

@@ -24,14 +24,23 @@ from dis_eval.errors import UserError
 # mkstemp makes 0600 files; a written file gets the permissions open() would have given it.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-TEMP_MARK = ".tmp-"  # temporary files are hidden and marked: ``.<name>.tmp-<random><suffix>``
+TEMP_MARK = ".tmp-"  # temporary files are hidden and marked: ``.<name>.tmp-<pid>@<host>~<random><suffix>``
+_OWNER_END = "~"
+
+
+def _owner_tag() -> str:
+    """Who writes a temporary file: its pid and host, so that only a dead writer's are removed."""
+    import socket
+
+    return f"{os.getpid()}@{socket.gethostname().replace('~', '-').replace('/', '-')}{_OWNER_END}"
 
 
 def _temp_beside(path: Path, suffix: str) -> Path:
     """A new empty temporary file in ``path``'s folder (created when missing)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}{_owner_tag()}", suffix=suffix,
+                                    dir=path.parent)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from exc
     os.close(fd)
@@ -119,8 +128,32 @@ def atomic_create_json(path: str | os.PathLike, obj: Any) -> bool:
 
 
 def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files a killed writer left in ``folder``; returns what was removed."""
-    gone = [p for p in Path(folder).glob(f".*{TEMP_MARK}*") if p.is_file()]
-    for p in gone:
-        p.unlink(missing_ok=True)
+    """Delete the temporary files that killed writers left in ``folder``; returns what was removed.
+
+    Only a writer that is gone: a temporary file names its writer's pid and host, and one whose
+    writer still runs on this host, or runs on another host (which this one cannot check), is
+    kept. Any process may call this before writing into a folder."""
+    import socket
+
+    here = socket.gethostname().replace("~", "-").replace("/", "-")
+    gone = []
+    for p in Path(folder).glob(f".*{TEMP_MARK}*"):
+        owner = p.name.split(TEMP_MARK, 1)[1]
+        pid, at, host = owner.partition(_OWNER_END)[0].partition("@")
+        if _OWNER_END in owner and at and pid.isdigit():
+            if host != here or _alive(int(pid)):
+                continue
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            gone.append(p)
     return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -153,8 +153,9 @@ class RunDir:
         return load_model(self.model if self.model.is_file() else self.checkpoint, device)
 
     def remove_temporaries(self) -> list[Path]:
-        """Temporary files a killed writer left behind (never a final file)."""
-        return remove_temporaries(self.path) if self.path.is_dir() else []
+        """Temporary files killed writers left in the folder and its figures (never a final
+        file, never one a live writer is writing)."""
+        return [p for folder in (self.path, self.figures) if folder.is_dir() for p in remove_temporaries(folder)]
 
     # ---- the writer's lock ---------------------------------------------------------------------
     @contextmanager
@@ -178,6 +179,7 @@ class RunDir:
                 _notice(f"{self.path}: took over the lock left by {left.describe()}, which stopped "
                         "without releasing it")
             os.ftruncate(fd, 0)
+            self.remove_temporaries()  # what a killed writer left: the folder is ours now
             beat = _Heartbeat(fd, LockHolder.mine(purpose))
             beat.write()
             beat.start()
