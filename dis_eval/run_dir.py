@@ -145,12 +145,16 @@ class RunDir:
     def load_model(self, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
         """The trained model (model.pt; else the latest checkpoint.pt) in eval mode on ``device``,
         and the training config it was saved with."""
-        from dis_eval.models.checkpoint import load_model
+        from dis_eval.models.checkpoint import check_same_run, load_model
 
         if not (self.model.is_file() or self.checkpoint.is_file()):
             raise UserError(f"no trained model in {self.path} (expected {MODEL_FILE} or {CHECKPOINT_FILE}); "
                             "train it first with `dis-eval train`")
-        return load_model(self.model if self.model.is_file() else self.checkpoint, device)
+        path = self.model if self.model.is_file() else self.checkpoint
+        model, config = load_model(path, device)
+        if self.is_run():
+            check_same_run(config, self.read_config_dict(), path, self.config)
+        return model, config
 
     def remove_temporaries(self) -> list[Path]:
         """Temporary files killed writers left in the folder and its figures (never a final

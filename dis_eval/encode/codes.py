@@ -67,7 +67,7 @@ def validate_codes(codes: Any, num_rows: int | None, what: str = "codes",
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[1] == 0:
         raise UserError(f"{what} must be a 2-D array (rows, latents) with at least one latent, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+    if arr.dtype.kind not in "iuf":  # not bool, complex, timedelta (numpy counts it a number), ...
         raise UserError(f"{what} must be real numbers, got dtype {arr.dtype}")
     if num_rows is not None and arr.shape[0] != num_rows:
         raise UserError(f"{what} have {arr.shape[0]} rows but {rows_of} {num_rows}; give one code per row, in that order")

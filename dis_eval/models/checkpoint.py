@@ -71,6 +71,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return blob
 
 
+# Keys of a run's config that may differ between its files without making them another run's.
+RUN_LOCAL_KEYS = frozenset({"device", "device_used"})
+
+
+def check_same_run(saved: dict[str, Any], expected: dict[str, Any], path: str | os.PathLike,
+                   config_path: str | os.PathLike) -> None:
+    """A one-line UserError when the config saved in the model/checkpoint file at ``path``
+    is not the run's (``config_path``): a file copied from another run or model."""
+    if not isinstance(saved, dict):
+        raise UserError(f"{path} holds no training config; it is not a dis-eval model or checkpoint")
+    keys = sorted((set(saved) | set(expected)) - RUN_LOCAL_KEYS, key=str)
+    differ = [k for k in keys if saved.get(k) != expected.get(k)]
+    if differ:
+        shown = ", ".join(f"{k}={saved.get(k)!r} (run: {expected.get(k)!r})" for k in differ[:3])
+        raise UserError(f"{path} belongs to another run or model than {config_path} ({shown}); "
+                        "put the run's own file back, or train again")
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """Load a trained model from a model or checkpoint file (a run folder: ``RunDir.load_model``).
 

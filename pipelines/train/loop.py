@@ -21,7 +21,12 @@ import torch
 from dis_eval.config.train import TrainConfig
 from dis_eval.device import resolve_device
 from dis_eval.errors import UserError
-from dis_eval.models.checkpoint import atomic_torch_save, global_rng_state, load_checkpoint
+from dis_eval.models.checkpoint import (
+    atomic_torch_save,
+    check_same_run,
+    global_rng_state,
+    load_checkpoint,
+)
 from dis_eval.run_dir import RunDir
 from pipelines.train.engine import Training, build_training, use_cuda_graph
 
@@ -152,6 +157,8 @@ def _prepare_run_dir(config: TrainConfig | None, run: RunDir, resume: bool
         ckpt = load_checkpoint(run.checkpoint) if run.checkpoint.exists() else None
         if ckpt is not None and ckpt.get("version") != CHECKPOINT_VERSION:
             raise UserError(f"{run.checkpoint} has checkpoint version {ckpt.get('version')}, expected {CHECKPOINT_VERSION}")
+        if ckpt is not None:
+            check_same_run(ckpt.get("config"), run.read_config_dict(), run.checkpoint, run.config)
         return saved, ckpt
     if config is None:
         raise UserError("train needs a config (or resume=True)")
