@@ -93,6 +93,8 @@ def read_npz(
             return _read_npz_members(zf, members, name, require_full, progress)
     except UserError:
         raise
+    except ForeignPickle as exc:
+        raise UserError(_refused(name, exc)) from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         raise UserError(f"{name}: corrupt .npz file ({type(exc).__name__}: {exc}); re-download or re-prepare it") from exc
 
@@ -114,8 +116,17 @@ class _MetadataUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"metadata refers to {module}.{name}, which is not plain data")
+            raise ForeignPickle(f"a pickle in it names {module}.{name}, which is not plain data")
         return super().find_class(module, name)
+
+
+class ForeignPickle(pickle.UnpicklingError):
+    """A pickle naming code to run: a crafted file, refused (never merely ignored)."""
+
+
+def _refused(name: str, exc: ForeignPickle) -> str:
+    return (f"{name}: refused: {exc} (the file was crafted or altered; nothing in it was run); "
+            "use the official file or prepare it again")
 
 
 def _load_small(zf: zipfile.ZipFile, member: str) -> np.ndarray:
@@ -130,6 +141,8 @@ def _load_small(zf: zipfile.ZipFile, member: str) -> np.ndarray:
         return np.lib.format.read_array(buf, allow_pickle=False)
     try:
         return _MetadataUnpickler(buf, encoding="latin1").load()
+    except ForeignPickle:
+        raise
     except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
         raise ValueError(f"cannot read {member}: {exc}") from exc
 
@@ -153,6 +166,8 @@ def _read_npz_members(
     if "metadata" in members:
         try:
             metadata = metadata_dict(_load_small(zf, members["metadata"]))
+        except ForeignPickle as exc:
+            raise UserError(_refused(name, exc)) from None
         except ValueError as exc:
             # Metadata is informational (sizes are checked against it when readable); the arrays
             # are validated on their own, so an unreadable pickle is reported, not fatal.
