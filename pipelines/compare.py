@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dis_eval import results
+from dis_eval.atomic import remove_temporaries
 
 
 def compare_runs(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, scores: Sequence[str] | None = None,
@@ -26,6 +27,8 @@ def compare_runs(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     (``outputs.files``: name -> path, plots included)."""
     runs = results.discover_runs(paths)
     out_dir = Path(out_dir)
+    if out_dir.is_dir():
+        remove_temporaries(out_dir)  # a killed earlier comparison's (a dead writer's only)
     outputs = results.write_comparison(runs, out_dir, scores, digits)
     grouped = outputs.grouped
     n_scored = sum(len(m) for _, m in grouped.groups)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dis_eval.atomic import atomic_write_json, atomic_write_text
+from dis_eval.atomic import atomic_write_json, atomic_write_text, remove_temporaries
 from dis_eval.errors import UserError
 from dis_eval.run_dir import RunDir
 
@@ -103,6 +103,7 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
 
     out = Path(d.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(out)  # manifest/README temporaries of a killed earlier run (a dead writer's only)
     data_dir, runs_dir, cmp_dir = out / "data", out / "runs", out / "comparison"
     device = str(resolve_device(d.device))
     stage = _Stage(5)
