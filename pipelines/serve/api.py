@@ -192,3 +192,52 @@ async def post_job(request: Request) -> JSONResponse:
 def delete_job(request: Request, job_id: str) -> dict[str, Any]:
     """Cancel a job: a queued one at once, a running one at its worker's next heartbeat."""
     return job_json(queue_of(request).cancel(job_id))
+
+
+# ---- submissions --------------------------------------------------------------------------------
+
+FORM_OVERHEAD = 64 * 1024  # the form's other fields and multipart framing, beyond the file itself
+
+
+@router.post("/api/submissions", tags=["submissions"], status_code=201, dependencies=[Depends(require_token)])
+async def post_submission(request: Request) -> JSONResponse:
+    """Upload something to score (multipart form): ``kind`` (codes | weights | onnx), ``file``,
+    and optionally ``name``, ``data``, ``subset``, ``metrics`` (comma-separated), ``preset``,
+    ``representation``, ``seed``, ``repeats``, ``set``; for weights ``model``, ``latents``,
+    ``d_max``. The upload is checked at once (400 with one line when it cannot be scored, 413
+    over the size limit) and becomes a score job; its result joins the leaderboard."""
+    import uuid
+
+    from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
+
+    from pipelines.serve.uploads import TooLarge, accept_submission, max_upload_bytes
+
+    settings = settings_of(request)
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        raise HTTPException(status_code=411, detail="send the upload with a Content-Length")
+    if int(length) > max_upload_bytes(settings) + FORM_OVERHEAD:
+        raise TooLarge(f"the upload ({int(length) // (1024 * 1024)} MiB) is larger than this server's limit of "
+                       f"{max_upload_bytes(settings) // (1024 * 1024)} MiB")
+    try:
+        form = await request.form(max_files=1, max_fields=32)
+    except Exception as exc:  # noqa: BLE001 - a malformed multipart body
+        raise UserError(f"the body must be a multipart form with a file ({str(exc)[:120]})") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise UserError("the form has no file (field 'file')")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    job_id = uuid.uuid4().hex[:16]
+    try:
+        params = await run_in_threadpool(accept_submission, settings, fields, upload.file, upload.filename or "", job_id)
+    finally:
+        await upload.close()
+    job = queue_of(request).submit("score", params, job_id=job_id)
+    return JSONResponse(job_json(job), status_code=201)
+
+
+@router.get("/api/submissions", tags=["submissions"])
+def get_submissions(request: Request) -> dict[str, Any]:
+    """Scored submissions (their description and scores)."""
+    return {"submissions": jsonable(catalog.list_submissions(settings_of(request).root))}

@@ -29,6 +29,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     from pipelines.serve import api
     from pipelines.serve.catalog import NotFound
     from pipelines.serve.queue import JobQueue
+    from pipelines.serve.uploads import TooLarge
 
     app = FastAPI(title="dis-eval", description="Disentanglement evaluation service: runs, scores, jobs, "
                   "leaderboards. The run folders under the served root are the source of truth.",
@@ -39,7 +40,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
         return JSONResponse({"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
-                            status_code=404 if isinstance(exc, NotFound) else 400)
+                            status_code=404 if isinstance(exc, NotFound) else 413 if isinstance(exc, TooLarge) else 400)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

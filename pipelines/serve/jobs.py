@@ -127,6 +127,12 @@ class Scoring:
             out += ["--set", s]
         return out
 
+    @classmethod
+    def from_stored(cls, params: dict[str, Any]) -> Scoring:
+        """From ``to_params()`` (already validated when the job was submitted)."""
+        return cls(metrics=tuple(params["metrics"]), preset=params["preset"], representation=params["representation"],
+                   seed=params["seed"], repeats=params["repeats"], settings=tuple(params["set"]))
+
     def to_params(self) -> dict[str, Any]:
         return {"metrics": list(self.metrics), "preset": self.preset, "representation": self.representation,
                 "seed": self.seed, "repeats": self.repeats, "set": list(self.settings)}
@@ -211,9 +217,7 @@ def job_steps(kind: str, params: dict[str, Any], settings: ServeSettings, job_id
         return [_cli("train", str(CONFIGS_DIR / f"{params['config']}.yaml"), *overrides, "--out", str(run.path),
                      "--quiet")]
     if kind == "evaluate":
-        scoring = Scoring(metrics=tuple(params["metrics"]), preset=params["preset"],
-                          representation=params["representation"], seed=params["seed"],
-                          repeats=params["repeats"], settings=tuple(params["set"]))
+        scoring = Scoring.from_stored(params)
         extra = ["--protocol", params["protocol"]] if params.get("protocol") else []
         return [_cli("evaluate", str(settings.root / params["run"]), *scoring.argv(), *extra)]
     if kind == "sweep":
@@ -223,4 +227,23 @@ def job_steps(kind: str, params: dict[str, Any], settings: ServeSettings, job_id
         from pipelines.serve.uploads import score_steps
 
         return score_steps(params, settings, job_id)
+    raise UserError(f"unknown job kind {kind!r}")
+
+
+def job_result(kind: str, params: dict[str, Any], settings: ServeSettings, job_id: str) -> dict[str, Any]:
+    """What a finished job produced (stored with the job): the run and its status or scores."""
+    from dis_eval.run_dir import RunDir
+
+    if kind == "train":
+        summary = RunDir(settings.root / params["name"]).read_summary() or {}
+        return {"run": params["name"], "status": summary.get("status"), "step": summary.get("step")}
+    if kind == "evaluate":
+        metrics = RunDir(settings.root / params["run"]).read_metrics() or {}
+        return {"run": params["run"], "headline": metrics.get("headline")}
+    if kind == "sweep":
+        return {"out": params["name"]}
+    if kind == "score":
+        from pipelines.serve.uploads import finish_submission
+
+        return finish_submission(params, settings, job_id)
     raise UserError(f"unknown job kind {kind!r}")

@@ -238,6 +238,17 @@ class JobQueue:
     def cancelled(self, job: Job, worker: str) -> bool:
         return self._close(job, worker, "cancelled", None, "cancelled on request")
 
+    def release(self, job: Job, worker: str) -> bool:
+        """Give a running job back to the queue (its worker is stopping); the attempt it used
+        does not count toward ``max_attempts``."""
+        with self._write() as con:
+            cur = con.execute("UPDATE jobs SET state = 'queued', worker = NULL, heartbeat_at = NULL, "
+                              "attempts = attempts - 1 WHERE id = ? AND worker = ? AND state = 'running' "
+                              "AND attempts = ?", (job.id, worker, job.attempts))
+            if cur.rowcount == 1:
+                con.execute("DELETE FROM claims WHERE job_id = ? AND attempt = ?", (job.id, job.attempts))
+            return cur.rowcount == 1
+
     def set_log_path(self, job_id: str, path: str) -> None:
         with self._write() as con:
             con.execute("UPDATE jobs SET log_path = ? WHERE id = ?", (path, job_id))

@@ -55,6 +55,7 @@ class ServeSettings:
     token: str | None = None              # required on POST/DELETE when host is not loopback
     executor: str = "local"               # local | ray
     ray_address: str | None = None        # with executor ray: "auto", "HOST:PORT"; None starts one
+    data_files: tuple[str, ...] = ()      # official-format data files submissions may be scored on (by name)
     max_codes_bytes: int = 256 * MiB      # an uploaded codes .npz
     max_weights_bytes: int = 512 * MiB    # uploaded weights (safetensors or a torch state dict)
     max_onnx_bytes: int = 256 * MiB       # an uploaded ONNX encoder
@@ -71,6 +72,15 @@ class ServeSettings:
             raise UserError(f"--root {root} is not a folder; pass the folder holding your run folders "
                             "(e.g. dis-eval-output)")
         object.__setattr__(self, "root", root.resolve())
+        files = tuple(str(Path(f).expanduser().resolve()) for f in self.data_files)
+        for f in files:
+            if not Path(f).is_file():
+                raise UserError(f"--data-file {f} does not exist")
+        if len({Path(f).name for f in files}) != len(files):
+            raise UserError("--data-file: two files share a name; submissions choose data files by name")
+        object.__setattr__(self, "data_files", files)
+        if self.executor != "ray" and self.ray_address:
+            raise UserError("--address is for --executor ray")
         if self.executor not in EXECUTORS:
             raise UserError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if not 1 <= int(self.port) <= 65535:
