@@ -8,6 +8,8 @@ minute on a 2-core machine; the scores mean nothing, the files are the real ones
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,7 @@ evaluation:
     factor_vae: {{num_train: 64, num_eval: 32, num_variance_estimate: 256, batch_size: 16}}
 """
 
+TREE_ENV = "DIS_EVAL_SERVE_TREE"
 _CACHE: dict[str, Path] = {}
 
 
@@ -70,7 +73,19 @@ def build_run_tree(folder: Path) -> Path:
 
 
 def run_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's small run tree (built on first use, shared by every test module)."""
+    """The session's small run tree (built on first use, shared by every test module). Working
+    on the pages, ``DIS_EVAL_SERVE_TREE=FOLDER`` builds it into FOLDER once and reuses it after
+    (a copy is served, so the tests' jobs and uploads never land in it)."""
     if "root" not in _CACHE:
-        _CACHE["root"] = build_run_tree(tmp_path_factory.mktemp("serve_tree"))
+        keep = os.environ.get(TREE_ENV)
+        if keep:
+            built = Path(keep) / "runs"
+            if not (built / "sweep.json").is_file() or not (built / FIGURED_RUN / "figures").is_dir():
+                shutil.rmtree(built, ignore_errors=True)
+                build_run_tree(Path(keep))
+            copy = tmp_path_factory.mktemp("serve_tree") / "runs"
+            shutil.copytree(built, copy, ignore=shutil.ignore_patterns(".dis-eval-service*"))
+            _CACHE["root"] = copy
+        else:
+            _CACHE["root"] = build_run_tree(tmp_path_factory.mktemp("serve_tree"))
     return _CACHE["root"]
