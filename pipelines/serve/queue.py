@@ -270,6 +270,36 @@ class JobQueue:
                                 "WHERE id = ? AND state = 'running'", (row["id"],))
         return [r["id"] for r in stale]
 
+    def requeue_dead_here(self) -> list[str]:
+        """Running jobs whose worker ran on this machine and whose process is gone (a killed
+        server or worker): back to the queue at once, without waiting for the heartbeat to go
+        stale. Returns the job ids."""
+        from pipelines.sweep.runner import pid_alive
+
+        host = socket.gethostname()
+        with self._connect() as con:
+            rows = con.execute("SELECT jobs.id, jobs.attempts, workers.pid FROM jobs JOIN workers "
+                               "ON jobs.worker = workers.id WHERE jobs.state = 'running' AND workers.host = ?",
+                               (host,)).fetchall()
+        dead = [r for r in rows if not pid_alive(int(r["pid"]))]
+        requeued = []
+        with self._write() as con:
+            for row in dead:
+                if row["attempts"] >= self.max_attempts:
+                    cur = con.execute("UPDATE jobs SET state = 'failed', finished_at = ?, error = ? WHERE id = ? "
+                                      "AND state = 'running' AND attempts = ?",
+                                      (time.time(), f"its worker died {row['attempts']} times", row["id"],
+                                       row["attempts"]))
+                else:
+                    cur = con.execute("UPDATE jobs SET state = 'queued', worker = NULL, heartbeat_at = NULL "
+                                      "WHERE id = ? AND state = 'running' AND attempts = ?",
+                                      (row["id"], row["attempts"]))
+                if cur.rowcount:
+                    requeued.append(row["id"])
+            for row in dead:
+                con.execute("DELETE FROM workers WHERE host = ? AND pid = ?", (host, int(row["pid"])))
+        return requeued
+
     def claims(self, job_id: str) -> list[dict[str, Any]]:
         """Every claim of a job: attempt, worker, time."""
         with self._connect() as con:

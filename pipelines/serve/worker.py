@@ -156,8 +156,9 @@ def _note(log: Path, text: str) -> None:
 
 
 def reap(queue: JobQueue, settings: ServeSettings) -> list[str]:
-    """Re-queue the jobs of workers whose heartbeat stopped (idempotent; any process may)."""
-    return queue.requeue_stale(settings.stale_after_s)
+    """Re-queue the jobs of dead workers (idempotent; any process may): at once for a worker
+    of this machine whose process is gone, else once its heartbeat is ``stale_after_s`` old."""
+    return queue.requeue_dead_here() + queue.requeue_stale(settings.stale_after_s)
 
 
 def run_worker(settings: ServeSettings, worker: str | None = None, stop: threading.Event | None = None,
