@@ -88,7 +88,6 @@ def healthz(request: Request) -> dict[str, Any]:
     """The service is up: the root it serves, the job counts, the workers seen alive."""
     settings, queue = settings_of(request), queue_of(request)
     return {"status": "ok", "root": str(settings.root), "executor": settings.executor,
-            "pages": bool(getattr(request.app.state, "pages", False)),
             "jobs": queue.counts(), "workers": len(queue.live_workers(settings.stale_after_s))}
 
 

@@ -17,8 +17,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
-    import importlib.util
-
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -26,7 +24,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     from starlette.exceptions import HTTPException
 
     from dis_eval.errors import UserError
-    from pipelines.serve import api
+    from pipelines.serve import api, pages
     from pipelines.serve.catalog import NotFound
     from pipelines.serve.queue import JobQueue
     from pipelines.serve.uploads import TooLarge
@@ -53,13 +51,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=400)
 
     app.include_router(api.router)
-    # The pages are another module's (pipelines/serve/pages.py); while it is not written yet
-    # the service is the JSON API alone, and says so at /healthz ("pages": false).
-    app.state.pages = importlib.util.find_spec("pipelines.serve.pages") is not None
-    if app.state.pages:
-        from pipelines.serve import pages
-
-        app.include_router(pages.router)
+    app.include_router(pages.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app
