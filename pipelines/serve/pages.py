@@ -238,7 +238,7 @@ def runs_context(request: Request) -> dict[str, Any]:
         context.update(groups=groups, group_keys=keys, group_scores=scores, fmt_stat=fmt_stat,
                        sortable=set(keys) | set(scores) | {"n"})
     else:
-        rows = catalog.list_runs(root, filters, sort, desc)
+        rows = catalog.list_runs(root, filters, sort, desc) if filters or sort else everything
         context.update(rows=rows, numeric={c: any(is_numeric(r.value(c)) for r in rows) for c in shown})
     return context
 
