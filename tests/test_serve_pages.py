@@ -113,6 +113,8 @@ def test_grouped_runs_show_mean_and_sd_over_seeds(client, tree: Path) -> None:
         assert fmt_stat(g.metrics["mig"]) in r.text
         for run_id in g.runs:
             assert f'href="/runs/{run_id}"' in r.text
+    echo = client.get("/", params={"grouped": "1", "f:model": "echo"}).text
+    assert echo.count("seed 0</a>") == 2 and '<input type="hidden" name="f:model" value="echo">' in echo
     mig = [catalog.MetricStat(mean=0.5, sd=0.25, n=2), catalog.MetricStat(mean=0.5, sd=None, n=1),
            catalog.MetricStat(mean=None, sd=None, n=0)]
     assert [fmt_stat(s) for s in mig] == ["0.5 ± 0.25", "0.5", "–"]

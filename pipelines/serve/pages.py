@@ -22,7 +22,6 @@ reason (404 for what is not there, 400 for bad input).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -119,9 +118,12 @@ def fmt_number(value: Any, digits: int = 4) -> str:
 
 
 def fmt_cell(value: Any) -> str:
-    """Any table value: numbers as ``fmt_number``, lists and dicts as compact JSON."""
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value, default=str)
+    """Any table value: numbers as ``fmt_number``, also inside lists (``[a, b]``) and dicts
+    (``key: value, ...``)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {fmt_cell(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(fmt_cell(v) for v in value) + "]"
     return fmt_number(value)
 
 

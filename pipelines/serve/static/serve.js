@@ -99,6 +99,7 @@ var DisEval = (function () {
       el("text", {x: x, y: box.y1 + 18, "text-anchor": "middle", "class": "tick"}, g, fmtTick(t, xt.step));
     });
     var yt = ys.ticks(5);
+    var widest = Math.max.apply(null, yt.map(function (t) { return fmtTick(t, yt.step).length; }));
     yt.forEach(function (t) {
       var y = ys(t);
       el("line", {x1: box.x0 - 5, y1: y, x2: box.x0, y2: y}, g);
@@ -107,7 +108,7 @@ var DisEval = (function () {
     });
     el("text", {x: (box.x0 + box.x1) / 2, y: box.y1 + 38, "text-anchor": "middle", "class": "label"}, g, xlabel);
     el("text", {x: 0, y: 0, "text-anchor": "middle", "class": "label",
-                transform: "translate(" + (box.x0 - 48) + "," + ((box.y0 + box.y1) / 2) + ") rotate(-90)"}, g, ylabel);
+                transform: "translate(" + (box.x0 - 18 - 6.5 * widest) + "," + ((box.y0 + box.y1) / 2) + ") rotate(-90)"}, g, ylabel);
   }
 
   function legend(s, x, y, entries) {
@@ -247,7 +248,7 @@ var DisEval = (function () {
   // ---- the run page: per-latent rate and loss curves ----------------------------------------------
 
   function barPlot(container, values, xlabel, ylabel) {
-    var W = 640, H = 300, box = {x0: 70, x1: 620, y0: 15, y1: 240};
+    var W = 640, H = 300, box = {x0: 80, x1: 620, y0: 15, y1: 240};
     var s = svg(container, W, H, ylabel + " per " + xlabel);
     var n = values.length;
     var ys = scale([0, Math.max.apply(null, values.concat([1e-9])) * 1.08], [box.y1, box.y0]);
@@ -262,15 +263,19 @@ var DisEval = (function () {
   }
 
   function linePlot(container, title, series, ylabel) {
-    var W = 460, H = 280, box = {x0: 72, x1: 440, y0: 30, y1: 220};
     var names = Object.keys(series);
+    var legendRows = names.length > 1 ? Math.ceil(names.length / 5) : 0;
+    var box = {x0: 92, x1: 450, y0: 30, y1: 220}, W = 470, H = 270 + (legendRows ? 14 + 13 * legendRows : 0);
     var s = svg(container, W, H, title);
     el("text", {x: (box.x0 + box.x1) / 2, y: 16, "text-anchor": "middle", "class": "title"}, s, title);
     var allX = [], allY = [];
     names.forEach(function (k) { series[k].forEach(function (p) { allX.push(p[0]); allY.push(p[1]); }); });
     var xs = scale(extent(allX), [box.x0, box.x1]);
     var ys = scale(extent(allY), [box.y1, box.y0]);
-    axes(s, box, xs, ys, "step", ylabel);
+    // Steps are whole numbers: no ticks between them.
+    var xt = xs.ticks(6).filter(function (t) { return Number.isInteger(t); });
+    xt.step = Math.max(1, xs.ticks(6).step || 1);
+    axes(s, box, xs, ys, "step", ylabel, xt.length >= 2 ? xt : undefined);
     names.forEach(function (k, i) {
       var colour = PALETTE[i % PALETTE.length];
       var pts = series[k].filter(function (p) { return p[1] !== null; }).map(function (p) { return xs(p[0]) + "," + ys(p[1]); });
@@ -282,7 +287,7 @@ var DisEval = (function () {
       // Many latents: a compact legend under the plot.
       var g = el("g", {"class": "legend small"}, s);
       names.forEach(function (k, i) {
-        var x = box.x0 + (i % 5) * 74, y = box.y1 + 44 + Math.floor(i / 5) * 12;
+        var x = box.x0 + (i % 5) * 70, y = box.y1 + 60 + Math.floor(i / 5) * 13;
         el("rect", {x: x, y: y - 7, width: 8, height: 8, fill: PALETTE[i % PALETTE.length]}, g);
         el("text", {x: x + 11, y: y}, g, k.split("/").pop());
       });
