@@ -326,6 +326,7 @@ def score_blocks(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
             "protocol": evaluation.get("protocol", metrics.get("protocol")),
             "data": catalog.dataset_label(data.get("source")), "data_source": data.get("source"),
             "subset": data.get("subset"), "rows": data.get("rows"),
+            "subset_label": Path(str(data["subset"])).name if data.get("subset") else None,
             "seed": evaluation.get("seed", metrics.get("seed")),
             "repeats": evaluation.get("repeats", metrics.get("repeats")),
             "settings": settings.get(name),
