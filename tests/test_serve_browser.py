@@ -153,8 +153,22 @@ def test_submitted_codes_are_scored_and_reach_the_leaderboard(site, tmp_path: Pa
     state = _wait(lambda: session.find_elements(By.ID, "submit-state") or session.find_elements(By.ID, "submit-error"),
                   what="the upload's answer")[0]
     assert state.get_attribute("id") == "submit-state", state.text
-    _wait(lambda: _text(session, "submit-state") in ("done", "failed"), timeout_s=240, what="the score job to finish")
-    assert _text(session, "submit-state") == "done", _text(session, "submit-status")
+    job_id = session.execute_script("return document.querySelector('#submit-status a').textContent").split()[-1]
+
+    # the jobs page follows the job to done by itself (its polling; the page is not reloaded)
+    session.get(url + "/jobs")
+    row = f"document.querySelector('#jobs-body tr[data-job=\"{job_id}\"]')"
+    first = _wait(lambda: session.execute_script(f"const r = {row}; return r ? r.innerText : ''"), what="the job's row")
+    assert "queued" in first or "running" in first, first
+    session.execute_script("window.notReloaded = true")
+    _wait(lambda: session.execute_script(f"return {row}.querySelector('.state').textContent") in ("done", "failed"),
+          timeout_s=240, what="the score job to finish")
+    text = session.execute_script(f"return {row}.innerText")
+    assert session.execute_script("return window.notReloaded === true")
+    assert "done" in text and "score" in text and SUBMISSION in text, text
+    session.execute_script(f"{row}.click()")
+    _wait(lambda: _text(session, "job-log").strip(), what="the job's log")
+    assert job_id in _text(session, "job-detail-id")
 
     # the leaderboard for the fixture's data and MIG: the submission first, its number linked
     session.get(url + f"/leaderboard?data={FIXTURE.name}&metric=mig")
@@ -167,12 +181,3 @@ def test_submitted_codes_are_scored_and_reach_the_leaderboard(site, tmp_path: Pa
     assert session.current_url.endswith("#score-mig")
     assert session.find_element(By.ID, "score-mig").is_displayed()
 
-    # the jobs page shows the finished job and its log
-    session.get(url + "/jobs")
-    # (read and clicked in the page: its polling replaces the rows)
-    first = "document.querySelector('#jobs-body tr.job-row')"
-    text = _wait(lambda: session.execute_script(f"const r = {first}; return r ? r.innerText : ''"),
-                 what="the jobs table")
-    assert "score" in text and "done" in text and SUBMISSION in text
-    session.execute_script(f"{first}.click()")
-    _wait(lambda: _text(session, "job-log").strip(), what="the job's log")

@@ -23,13 +23,13 @@ pytestmark = pytest.mark.timeout(600)
 RUN_LINK = re.compile(r'<tr data-run="([^"]+)">')
 
 
-def _client(root: Path):  # noqa: ANN202
+def _client(root: Path, token: str | None = None):  # noqa: ANN202
     from fastapi.testclient import TestClient
 
     from pipelines.serve.app import create_app
     from pipelines.serve.settings import ServeSettings
 
-    return TestClient(create_app(ServeSettings(root=root, workers=0)), raise_server_exceptions=True)
+    return TestClient(create_app(ServeSettings(root=root, workers=0, token=token)), raise_server_exceptions=True)
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +239,14 @@ def test_submit_page_offers_what_the_upload_accepts(client) -> None:
         assert f'value="{metric}"' in r.text
     settings = client.app.state.settings
     assert _page_json(r.text, "submit-data")["data_choices"] == {k: data_choices(settings, k) for k in UPLOAD_KINDS}
+
+
+def test_forms_ask_for_the_token_when_the_server_has_one(tmp_path: Path) -> None:
+    plain, guarded = _client(tmp_path), _client(tmp_path, token="a-long-token")
+    for path in ("/jobs", "/submit"):
+        assert 'id="token"' not in plain.get(path).text
+        assert 'id="token"' in guarded.get(path).text
+    assert _page_json(guarded.get("/submit").text, "submit-data")["needs_token"] is True
 
 
 def test_submission_page(tree: Path, tmp_path: Path) -> None:
