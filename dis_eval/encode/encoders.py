@@ -42,6 +42,17 @@ class OnnxEncoder:
         return self.session.run(None, {self.input_name: x.detach().cpu().contiguous().numpy().astype(np.float32)})[0]
 
 
+class ExportedEncoder:
+    """A ``torch.export`` program's module as a plain callable (its module refuses ``.eval()``
+    and ``.to()``: an exported program is already fixed for inference on its device)."""
+
+    def __init__(self, module: Callable[[torch.Tensor], Any]) -> None:
+        self.module = module
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        return self.module(x)
+
+
 def load_encoder(spec: str) -> Callable[[torch.Tensor], Any]:
     """An encoder from ``FILE`` (``.onnx``, a ``torch.export`` ``.pt2`` program, or a TorchScript
     module) or ``path/to/module.py:function``."""
@@ -74,7 +85,7 @@ def load_encoder(spec: str) -> Callable[[torch.Tensor], Any]:
         except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is one line
             raise UserError(f"{path} is not a torch.export program ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); save one with torch.export.save") from None
-        return program.module()
+        return ExportedEncoder(program.module())
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:

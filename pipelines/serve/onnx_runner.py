@@ -21,6 +21,9 @@ from dis_eval.errors import UserError
 
 STANDARD_DOMAINS: frozenset[str] = frozenset({"", "ai.onnx"})
 INPUT_SHAPE: tuple[int, int, int] = (1, 64, 64)  # after the batch dimension
+# How running out of address space reads in the errors of Python, the loader and onnxruntime.
+MEMORY_WORDS: tuple[str, ...] = ("failed to map segment", "cannot allocate memory", "bad_alloc",
+                                 "failed to allocate", "out of memory")
 
 
 def _tensors(graph: Any) -> Iterator[Any]:
@@ -140,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except MemoryError:
-        print(f"error: the ONNX encoder needed more than {args.memory_bytes // (1024 * 1024)} MiB of memory",
-              file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - whatever fails under the limits is one line for the job's log
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, MemoryError) or any(w in text.lower() for w in MEMORY_WORDS):
+            print(f"error: the ONNX encoder ran out of its memory limit ({args.memory_bytes // (1024 * 1024)} MiB)",
+                  file=sys.stderr)
+        else:
+            print(f"error: the ONNX encoder failed: {text.splitlines()[0][:200]}", file=sys.stderr)
         return 2
     print(f"encoded {rows} rows with {Path(args.model).name} -> {args.out}")
     return 0
