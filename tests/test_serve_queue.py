@@ -219,3 +219,28 @@ def test_server_sigkill_loses_no_job_and_a_restart_finishes_them(tmp_path: Path)
             server.kill()
     for i in range(2):
         assert json.loads(RunDir(tmp_path / f"r{i}").summary.read_text())["step"] == STEPS
+
+
+def test_deleting_a_running_job_stops_its_process(tmp_path: Path) -> None:
+    from pipelines.serve.jobs import parse_train
+
+    settings = fast_settings(tmp_path)
+    queue = JobQueue(settings.db_path)
+    long = {**TRAIN, "overrides": {**TRAIN["overrides"], "steps": 100_000}, "name": "long"}
+    job = queue.submit("train", parse_train(long, settings))
+    worker = spawn_worker(settings, "worker-c")
+    try:
+        wait_for(lambda: RunDir(tmp_path / "long").checkpoint.is_file(), 120, "training to be under way")
+        assert queue.cancel(job.id).state == "running"  # asked; the worker stops it at its next heartbeat
+        stopped = wait_for(lambda: queue.get(job.id).final and queue.get(job.id), 60, "the cancellation")
+        assert stopped.state == "cancelled" and stopped.error == "cancelled on request"
+        lock = RunDir(tmp_path / "long").lock_file
+        with open(lock, "a+") as fh:  # the training process is gone: its folder lock is free
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert worker.poll() is None  # the worker itself carries on
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert not RunDir(tmp_path / "long").is_trained()
