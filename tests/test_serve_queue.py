@@ -244,3 +244,32 @@ def test_deleting_a_running_job_stops_its_process(tmp_path: Path) -> None:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     assert not RunDir(tmp_path / "long").is_trained()
+
+
+@pytest.mark.slow
+def test_ray_executor_runs_a_submission_as_a_ray_task(tmp_path: Path) -> None:
+    """``--executor ray``: the worker claims and heartbeats; the job's steps run as a Ray task
+    (here on a local instance the job's driver starts)."""
+    import io
+
+    import numpy as np
+
+    pytest.importorskip("ray")
+    from pipelines.serve.uploads import accept_submission
+    from pipelines.serve.worker import run_worker
+
+    fixture = ROOT / "tests" / "data" / "dsprites_real_fixture.npz"
+    settings = ServeSettings(root=tmp_path, executor="ray", data_files=(str(fixture),), poll_s=0.2, heartbeat_s=0.5)
+    buf = io.BytesIO()
+    np.savez(buf, codes=np.random.default_rng(0).normal(size=(3000, 4)).astype(np.float32))
+    buf.seek(0)
+    queue = JobQueue(settings.db_path)
+    fields = {"kind": "codes", "data": fixture.name, "metrics": "mig", "set": "mig.num_train=128,mig.batch_size=16"}
+    job = queue.submit("score", accept_submission(settings, fields, buf, "c.npz", "rayjob"), job_id="rayjob")
+    assert run_worker(settings, "ray-worker", max_jobs=1) == 1
+    done = queue.get(job.id)
+    assert done.state == "done", (done.error, Path(done.log_path).read_text()[-2000:])
+    log = Path(done.log_path).read_text()
+    assert "pipelines.serve.worker ray" in log and "_ray_task" in log
+    metrics = json.loads((settings.submissions_dir / "rayjob" / "metrics.json").read_text())
+    assert done.result["headline"]["mig"] == metrics["headline"]["mig"]
