@@ -113,6 +113,10 @@ def test_grouped_runs_show_mean_and_sd_over_seeds(client, tree: Path) -> None:
         assert fmt_stat(g.metrics["mig"]) in r.text
         for run_id in g.runs:
             assert f'href="/runs/{run_id}"' in r.text
+    # from the per-run view sorted by id, the grouped view drops the sort and keeps the filters
+    per_run = client.get("/", params={"sort": "id", "f:model": "echo"}).text
+    toggle = unescape(re.search(r'href="([^"]+)" id="toggle-grouped"', per_run).group(1))
+    assert client.get("/" + toggle).status_code == 200 and "sort=" not in toggle and "f%3Amodel=echo" in toggle
     echo = client.get("/", params={"grouped": "1", "f:model": "echo"}).text
     assert echo.count("seed 0</a>") == 2 and '<input type="hidden" name="f:model" value="echo">' in echo
     mig = [catalog.MetricStat(mean=0.5, sd=0.25, n=2), catalog.MetricStat(mean=0.5, sd=None, n=1),

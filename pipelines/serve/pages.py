@@ -66,6 +66,7 @@ def _environment() -> Any:
     env.filters["cell"] = fmt_cell
     env.filters["when"] = fmt_time
     env.filters["run_url"] = run_url
+    env.filters["api_run_url"] = api_run_url
     env.globals["nav"] = NAV
     return env
 
@@ -144,7 +145,13 @@ def fmt_time(value: Any) -> str:
 
 
 def run_url(run_id: str) -> str:
+    """A run's page."""
     return "/runs/" + quote(run_id, safe="/=,.-_")
+
+
+def api_run_url(run_id: str) -> str:
+    """A run's JSON (``GET /api/runs/{id}``)."""
+    return "/api" + run_url(run_id)
 
 
 def is_numeric(value: Any) -> bool:
@@ -230,15 +237,16 @@ def runs_context(request: Request) -> dict[str, Any]:
         "all_columns": all_columns, "shown": shown, "filters": filters, "sort": sort, "desc": desc,
         "grouped": grouped, "n_total": len(everything), "sort_link": sort_link,
         "filter_prefix": FILTER_PREFIX, "numeric": {}, "chosen": chosen,
-        "toggle_grouped": _query({**state, "grouped": not grouped, "sort": sort, "desc": desc}),
+        # the other view keeps filters and columns; not the sort (run-only columns like id and
+        # status do not exist once runs are grouped)
+        "toggle_grouped": _query({**state, "grouped": not grouped}),
         "reset": "/" + _query({"grouped": grouped}),
     }
     if grouped:
         groups = catalog.grouped_runs(root, filters, sort, desc)
         keys = list(dict.fromkeys(k for g in groups for k in g.group))
         scores = [c for c in shown if any(c in g.metrics for g in groups)]
-        context.update(groups=groups, group_keys=keys, group_scores=scores, fmt_stat=fmt_stat,
-                       sortable=set(keys) | set(scores) | {"n"})
+        context.update(groups=groups, group_keys=keys, group_scores=scores, fmt_stat=fmt_stat)
     else:
         rows = catalog.list_runs(root, filters, sort, desc) if filters or sort else everything
         context.update(rows=rows, numeric={c: any(is_numeric(r.value(c)) for r in rows) for c in shown})
@@ -286,7 +294,7 @@ def figure_sections(run_id: str, names: Sequence[str]) -> list[dict[str, Any]]:
     by_stem: dict[str, list[str]] = {}
     for name in names:
         by_stem.setdefault(Path(name).stem, []).append(name)
-    base = f"/api/runs/{quote(run_id, safe='/=,.-_')}/figures/"
+    base = f"{api_run_url(run_id)}/figures/"
     sections: list[dict[str, Any]] = []
     taken: set[str] = set()
     for prefix, title in (*FIGURE_SECTIONS, ("", "Other figures")):
