@@ -203,6 +203,8 @@ def test_jobs_and_a_submission_run_and_land_in_runs_and_leaderboard(client, sett
     assert s.status_code == 201, s.text
     sub_id = s.json()["id"]
     queued = client.post("/api/jobs", json={"kind": "train", "params": {"config": "tiny_cpu", "name": "never"}}).json()
+    twice = client.post("/api/jobs", json={"kind": "train", "params": {"config": "tiny_cpu", "name": "never"}})
+    assert twice.status_code == 400 and twice.json()["error"] == f"job {queued['id']} already writes never; choose another name"
     cancelled = client.delete(f"/api/jobs/{queued['id']}").json()
     assert cancelled["state"] == "cancelled"
     jobs = client.get("/api/jobs").json()

@@ -182,8 +182,10 @@ async def post_job(request: Request) -> JSONResponse:
         body = await request.json()
     except ValueError:
         raise UserError("the body must be JSON: {\"kind\": ..., \"params\": {...}}") from None
-    kind, params = parse_job_request(body, settings_of(request))
-    job = queue_of(request).submit(kind, params)
+    queue = queue_of(request)
+    pending = queue.list("queued") + queue.list("running")
+    kind, params = parse_job_request(body, settings_of(request), pending)
+    job = queue.submit(kind, params)
     return JSONResponse(job_json(job), status_code=201)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -184,14 +185,20 @@ def parse_sweep(params: dict[str, Any], settings: ServeSettings) -> dict[str, An
 PARSERS = {"train": parse_train, "evaluate": parse_evaluate, "sweep": parse_sweep}
 
 
-def parse_job_request(body: Any, settings: ServeSettings) -> tuple[str, dict[str, Any]]:
-    """``{"kind": ..., "params": {...}}`` from a client -> (kind, validated params)."""
+def parse_job_request(body: Any, settings: ServeSettings, pending: Sequence[Any] = ()) -> tuple[str, dict[str, Any]]:
+    """``{"kind": ..., "params": {...}}`` from a client -> (kind, validated params). ``pending``:
+    the jobs not finished yet (a train job may not name a folder another one will make)."""
     if not isinstance(body, dict) or not isinstance(body.get("params", {}), dict):
         raise UserError("the body must be {\"kind\": \"train\" | \"evaluate\" | \"sweep\", \"params\": {...}}")
     kind = body.get("kind")
     if kind not in PARSERS:
         raise UserError(f"kind must be one of {', '.join(SUBMITTABLE)} (score jobs: POST /api/submissions), got {kind!r}")
-    return kind, PARSERS[kind](body.get("params") or {}, settings)
+    params = PARSERS[kind](body.get("params") or {}, settings)
+    if kind in ("train", "sweep"):
+        taken = [j.id for j in pending if j.kind in ("train", "sweep") and j.params.get("name") == params["name"]]
+        if taken:
+            raise UserError(f"job {taken[0]} already writes {params['name']}; choose another name")
+    return kind, params
 
 
 def _stamp() -> str:
@@ -200,18 +207,22 @@ def _stamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-def job_steps(kind: str, params: dict[str, Any], settings: ServeSettings, job_id: str) -> list[list[str]]:
-    """The command lines of one attempt of a job, run in order (each in its own process).
+def job_steps(kind: str, params: dict[str, Any], settings: ServeSettings, job_id: str,
+              attempt: int = 1) -> list[list[str]]:
+    """The command lines of attempt ``attempt`` of a job, run in order (each in its own process).
 
-    A train job whose folder already holds a run (an earlier attempt's worker died) resumes it
-    from its checkpoint: ``dis-eval train --resume``. A sweep re-run skips finished jobs and
-    resumes interrupted ones by itself.
+    A train job's later attempt (its earlier worker died) resumes the run its first attempt
+    started, from the checkpoint: ``dis-eval train --resume``; a first attempt never takes over
+    a folder it did not make. A sweep re-run skips finished jobs and resumes interrupted ones
+    by itself.
     """
     from dis_eval.run_dir import RunDir
 
     if kind == "train":
         run = RunDir(settings.root / params["name"])
         if run.is_run():
+            if attempt <= 1:
+                raise UserError(f"{params['name']} already holds a run that this job did not start")
             return [_cli("train", "--resume", str(run.path), "--quiet")]
         overrides = _scalar_overrides(params.get("overrides"))
         return [_cli("train", str(CONFIGS_DIR / f"{params['config']}.yaml"), *overrides, "--out", str(run.path),

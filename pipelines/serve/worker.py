@@ -119,7 +119,7 @@ def run_job(queue: JobQueue, job: Job, worker: str, settings: ServeSettings,
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(f"--- attempt {job.attempts} by worker {worker} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     try:
-        steps = job_steps(job.kind, job.params, settings, job.id)
+        steps = job_steps(job.kind, job.params, settings, job.id, job.attempts)
         if settings.executor == "ray":
             steps = ray_wrap(job.kind, steps, settings)
     except UserError as exc:
@@ -184,7 +184,10 @@ def run_worker(settings: ServeSettings, worker: str | None = None, stop: threadi
             if job is None:
                 stop.wait(settings.poll_s)
                 continue
-            run_job(queue, job, worker, settings, stop)
+            try:
+                run_job(queue, job, worker, settings, stop)
+            except Exception as exc:  # noqa: BLE001 - the worker's own failure ends this job, not the worker
+                queue.fail(job, worker, f"the worker failed running it: {type(exc).__name__}: {exc}".splitlines()[0])
             ran += 1
     finally:
         queue.worker_gone(worker)
