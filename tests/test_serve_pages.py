@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
 
 from pipelines.serve import catalog  # noqa: E402
-from pipelines.serve.pages import fmt_number, fmt_stat  # noqa: E402
+from pipelines.serve.pages import fmt_number, fmt_result, fmt_stat  # noqa: E402
 from tests.serve_tree import FIGURED_RUN, run_tree  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
@@ -175,6 +175,10 @@ def test_parallel_page_data(client, tree: Path) -> None:
         assert run["url"] == f"/runs/{run['id']}"
     filtered = _page_json(client.get("/parallel", params={"f:model": "echo"}).text, "plot-data")
     assert len(filtered["runs"]) == 4 and filtered["keys"] == ["beta"]
+    # one beta only: still plotted against beta, not a parallel axis
+    one = _page_json(client.get("/parallel", params={"f:model": "beta_vae"}).text, "plot-data")
+    assert one["keys"] == [] and one["numeric_keys"] == ["beta"] and one["x_default"] == "beta"
+    assert [run["config"] for run in one["runs"]] == [{"beta": 1.0}] * 2
 
 
 def test_compare_page_with_the_papers_numbers(client, tree: Path) -> None:
@@ -280,6 +284,13 @@ def test_pages_load_nothing_from_elsewhere(client) -> None:
         assert '<script src="/static/serve.js"></script>' in html
     for name in ("serve.js", "serve.css"):
         assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_job_results_in_words() -> None:
+    assert fmt_result({"submission": "ab12", "headline": {"mig": 0.80771, "factor_vae": 1.0}}) == (
+        "submission ab12, mig 0.8077, factor_vae 1")
+    assert fmt_result({"run": "r", "status": "done", "step": None}) == "run r, status done"
+    assert fmt_result(None) == ""
 
 
 def test_number_formatting() -> None:

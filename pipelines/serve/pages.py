@@ -65,6 +65,7 @@ def _environment() -> Any:
     env.filters["num"] = fmt_number
     env.filters["cell"] = fmt_cell
     env.filters["when"] = fmt_time
+    env.filters["result"] = fmt_result
     env.filters["run_url"] = run_url
     env.filters["api_run_url"] = api_run_url
     env.globals["nav"] = NAV
@@ -126,6 +127,23 @@ def fmt_cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(fmt_cell(v) for v in value) + "]"
     return fmt_number(value)
+
+
+def fmt_result(result: Any) -> str:
+    """A job's result in words, nested dicts flattened: ``submission ab12, mig 0.8077`` (the
+    jobs page's script writes it the same way when it refreshes the table)."""
+    parts: list[str] = []
+
+    def walk(obj: dict[str, Any]) -> None:
+        for key, value in obj.items():
+            if isinstance(value, dict):
+                walk(value)
+            elif value is not None:
+                parts.append(f"{key} {fmt_cell(value)}")
+
+    if isinstance(result, dict):
+        walk(result)
+    return ", ".join(parts)
 
 
 def fmt_stat(stat: catalog.MetricStat) -> str:
@@ -262,16 +280,25 @@ def runs_page(request: Request) -> HTMLResponse:
 
 def plot_data(rows: Sequence[catalog.RunRow]) -> dict[str, Any]:
     """What the parallel-coordinates and score-vs-key plots draw: per run its id, seed, the
-    varying config keys and the headline scores; which keys are numeric."""
+    varying config keys (the parallel axes) and the headline scores; the numeric keys a score
+    can be plotted against (beta also when it does not vary)."""
+    from dis_eval.results import BETA_KEYS, LAMBDA_KEYS
+
     keys = varying_keys([r.config for r in rows])
     scores = headline_scores({m for r in rows for m in r.metrics})
+    scored = [r for r in rows if r.metrics]
+    # x axes of the score plot: the numeric settings that vary, and beta even where every run
+    # has the same one
+    axes = [k for k in BETA_KEYS if k not in keys and scored
+            and all(is_numeric(r.config.get(k)) for r in scored)]
     runs = [{"id": r.id, "url": run_url(r.id), "seed": r.seed,
-             "config": {k: r.config.get(k) for k in keys},
-             "scores": {s: r.metrics.get(s) for s in scores}} for r in rows if r.metrics]
+             "config": {k: r.config.get(k) for k in [*keys, *axes]},
+             "scores": {s: r.metrics.get(s) for s in scores}} for r in scored]
     numeric = [k for k in keys if all(is_numeric(run["config"][k]) for run in runs if run["config"][k] is not None)]
-    x_default = next((k for k in ("beta", "lambda_tc", "tc_weight", "gamma") if k in numeric), numeric[0] if numeric else None)
+    numeric += [k for k in axes if k not in numeric]
+    x_default = next((k for k in (*BETA_KEYS, *LAMBDA_KEYS) if k in numeric), numeric[0] if numeric else None)
     return {"keys": keys, "numeric_keys": numeric, "scores": scores, "runs": runs, "x_default": x_default,
-            "unscored": sum(1 for r in rows if not r.metrics)}
+            "unscored": len(rows) - len(scored)}
 
 
 @router.get("/parallel", response_class=HTMLResponse)

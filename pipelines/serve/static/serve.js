@@ -342,9 +342,19 @@ var DisEval = (function () {
 
   function jobWhat(j) { return j.params.name || j.params.run || j.params.config || ""; }
 
+  /* A job's result in words: "run x, status done" or "submission y, mig 0.81, factor_vae 1"
+     (as pages.fmt_result writes it in the first rendering). */
   function jobResult(j) {
     if (j.error) return j.error;
-    return j.result ? JSON.stringify(j.result) : "";
+    var parts = [];
+    (function walk(obj) {
+      Object.keys(obj || {}).forEach(function (k) {
+        var v = obj[k];
+        if (v !== null && typeof v === "object" && !Array.isArray(v)) walk(v);
+        else if (v !== null && v !== undefined) parts.push(k + " " + (typeof v === "number" ? fmt(v) : String(v)));
+      });
+    })(j.result);
+    return parts.join(", ");
   }
 
   function jobsPage() {
