@@ -273,3 +273,53 @@ def test_ray_executor_runs_a_submission_as_a_ray_task(tmp_path: Path) -> None:
     assert "pipelines.serve.worker ray" in log and "_ray_task" in log
     metrics = json.loads((settings.submissions_dir / "rayjob" / "metrics.json").read_text())
     assert done.result["headline"]["mig"] == metrics["headline"]["mig"]
+
+
+def test_a_train_job_resumes_only_the_run_it_started(tmp_path: Path) -> None:
+    from dis_eval.errors import UserError
+    from pipelines.serve.jobs import job_steps, parse_train
+
+    settings = fast_settings(tmp_path)
+    params = parse_train({**TRAIN, "name": "mine"}, settings)
+    first = job_steps("train", params, settings, "j", attempt=1)
+    assert first[0][3:5] == ["train", str(Path(__file__).resolve().parents[1] / "pipelines" / "configs" / "tiny_cpu.yaml")]
+    RunDir(tmp_path / "mine").write_config({"model": "echo"})  # the folder now holds a run
+    with pytest.raises(UserError, match="already holds a run that this job did not start"):
+        job_steps("train", params, settings, "j", attempt=1)
+    assert job_steps("train", params, settings, "j", attempt=2)[0][3:] == ["train", "--resume", str(tmp_path / "mine"), "--quiet"]
+
+
+def test_two_real_workers_run_each_submission_once(tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+
+    from pipelines.serve.uploads import accept_submission
+
+    fixture = ROOT / "tests" / "data" / "dsprites_real_fixture.npz"
+    settings = fast_settings(tmp_path, data_files=(str(fixture),))
+    queue = JobQueue(settings.db_path)
+    fields = {"kind": "codes", "data": fixture.name, "metrics": "mig", "set": "mig.num_train=128,mig.batch_size=16"}
+    ids = []
+    for i in range(6):
+        buf = io.BytesIO()
+        np.savez(buf, codes=np.random.default_rng(i).normal(size=(3000, 3)).astype(np.float32))
+        buf.seek(0)
+        ids.append(queue.submit("score", accept_submission(settings, fields, buf, "c.npz", f"job{i}"), job_id=f"job{i}").id)
+    workers = [spawn_worker(settings, f"real-{k}") for k in "ab"]
+    try:
+        wait_for(lambda: all(queue.get(i).final for i in ids), 400, "every job", step=0.5)
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            w.wait(timeout=30)
+    for job_id in ids:
+        job = queue.get(job_id)
+        assert job.state == "done", job.error
+        claims = queue.claims(job_id)
+        assert len(claims) == 1 and claims[0]["worker"] in ("real-a", "real-b")
+        log = Path(job.log_path).read_text()
+        assert log.count("pipelines.cli score") == 1 and log.count("--- done") == 1  # ran once, to completion
+        metrics = json.loads((settings.submissions_dir / job_id / "metrics.json").read_text())
+        assert job.result["headline"] == metrics["headline"]
