@@ -301,7 +301,7 @@ def test_two_real_workers_run_each_submission_once(tmp_path: Path) -> None:
     queue = JobQueue(settings.db_path)
     fields = {"kind": "codes", "data": fixture.name, "metrics": "mig", "set": "mig.num_train=128,mig.batch_size=16"}
     ids = []
-    for i in range(6):
+    for i in range(4):
         buf = io.BytesIO()
         np.savez(buf, codes=np.random.default_rng(i).normal(size=(3000, 3)).astype(np.float32))
         buf.seek(0)
