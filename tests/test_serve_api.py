@@ -141,6 +141,13 @@ def test_figures_are_served_and_decode_and_nothing_else_is(client, root: Path) -
     for bad in ("../config.yaml", "..%2Fconfig.yaml", "missing.png", "%2e%2e%2fmetrics.json"):
         assert client.get(f"/api/runs/{FIGURED_RUN}/figures/{bad}").status_code == 404, bad
     assert client.get("/api/runs/..%2F..%2Fetc/figures/passwd").status_code == 404
+    link = root / FIGURED_RUN / "figures" / "link.png"
+    link.symlink_to(root / FIGURED_RUN / "config.yaml")
+    try:
+        assert client.get(f"/api/runs/{FIGURED_RUN}/figures/link.png").status_code == 404
+        assert "link.png" not in client.get(f"/api/runs/{FIGURED_RUN}").json()["figures"]
+    finally:
+        link.unlink()
 
 
 def test_compare_table_two_layout_with_the_papers_numbers(client, root: Path) -> None:

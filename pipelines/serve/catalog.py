@@ -220,11 +220,13 @@ def _group_id(group: dict[str, Any]) -> str:
 
 
 def list_figures(run: RunDir) -> list[str]:
-    """The figure files in the run's figures folder (names only, sorted)."""
+    """The figure files in the run's figures folder (names only, sorted; no links, which could
+    point anywhere, and no hidden or temporary files)."""
     if not run.figures.is_dir():
         return []
     return sorted(p.name for p in run.figures.iterdir()
-                  if p.is_file() and p.suffix.lower() in FIGURE_SUFFIXES and not p.name.startswith("."))
+                  if p.is_file() and not p.is_symlink() and p.suffix.lower() in FIGURE_SUFFIXES
+                  and not p.name.startswith("."))
 
 
 def _row(root: Path, run: Any) -> RunRow:
