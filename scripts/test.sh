@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
+bash scripts/install_browser.sh   # the system's Chromium for the browser tests, where it can
 . .venv/bin/activate
 ruff check .
 set +e

@@ -1,5 +1,6 @@
-"""Encoders from files: a TorchScript module or ``path/to/module.py:function`` (run only when
-the user names it on the command line), and the normalisation of what an encoder returns."""
+"""Encoders from files: an ONNX model (``.onnx``, onnxruntime's CPU provider), a ``torch.export``
+program (``.pt2``), a TorchScript module or ``path/to/module.py:function`` (run only when the
+user names it on the command line), and the normalisation of what an encoder returns."""
 
 from __future__ import annotations
 
@@ -13,9 +14,48 @@ import torch
 
 from dis_eval.errors import UserError
 
+ONNX_SUFFIX = ".onnx"
+EXPORT_SUFFIX = ".pt2"
+
+
+class OnnxEncoder:
+    """An ONNX model ``[N, 1, 64, 64] -> [N, D]`` run by onnxruntime's CPU provider. Built from
+    the model's bytes, so nothing is read from beside the file (external tensor data fails)."""
+
+    def __init__(self, model_bytes: bytes, what: str = "ONNX model", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - any model onnxruntime refuses is one line
+            raise UserError(f"{what} cannot be loaded by onnxruntime: {str(exc).splitlines()[0][:200]}") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise UserError(f"{what} has {len(inputs)} inputs; it must take one [N, 1, 64, 64] float tensor")
+        self.input_name = inputs[0].name
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x.detach().cpu().contiguous().numpy().astype(np.float32)})[0]
+
+
+class ExportedEncoder:
+    """A ``torch.export`` program's module as a plain callable (its module refuses ``.eval()``
+    and ``.to()``: an exported program is already fixed for inference on its device)."""
+
+    def __init__(self, module: Callable[[torch.Tensor], Any]) -> None:
+        self.module = module
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        return self.module(x)
+
 
 def load_encoder(spec: str) -> Callable[[torch.Tensor], Any]:
-    """An encoder from ``FILE`` (a TorchScript module) or ``path/to/module.py:function``."""
+    """An encoder from ``FILE`` (``.onnx``, a ``torch.export`` ``.pt2`` program, or a TorchScript
+    module) or ``path/to/module.py:function``."""
     if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
         path_s, fn_name = spec.rsplit(":", 1)
         path = Path(path_s)
@@ -35,7 +75,17 @@ def load_encoder(spec: str) -> Callable[[torch.Tensor], Any]:
         return fn
     path = Path(spec)
     if not path.exists():
-        raise UserError(f"encoder {spec} does not exist (give a TorchScript file or path/to/module.py:function)")
+        raise UserError(f"encoder {spec} does not exist (give an .onnx, a torch.export .pt2, a TorchScript file "
+                        "or path/to/module.py:function)")
+    if path.suffix.lower() == ONNX_SUFFIX:
+        return OnnxEncoder(path.read_bytes(), f"ONNX encoder {path}")
+    if path.suffix.lower() == EXPORT_SUFFIX:
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is one line
+            raise UserError(f"{path} is not a torch.export program ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); save one with torch.export.save") from None
+        return ExportedEncoder(program.module())
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:

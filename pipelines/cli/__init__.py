@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from dis_eval.errors import UserError
-from pipelines.cli import compare, evaluate, main_job, plot, prepare, score, sweep, train
+from pipelines.cli import compare, evaluate, main_job, plot, prepare, score, serve, sweep, train
 
-COMMANDS = (prepare, train, evaluate, score, plot, compare, sweep, main_job)
+COMMANDS = (prepare, train, evaluate, score, plot, compare, sweep, main_job, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,8 @@
 
     dis-eval evaluate runs/echo-s0                                   # every metric -> RUN/metrics.json
     dis-eval evaluate runs/echo-s0 --metrics factor_vae,mig --preset paper    # the authors' protocol
+    dis-eval evaluate --encoder my_encoder.onnx --data dsprites      # ONNX (onnxruntime, CPU)
+    dis-eval evaluate --encoder my_encoder.pt2 --data dsprites       # a torch.export program
     dis-eval evaluate --encoder my_encoder.pt --data dsprites        # a TorchScript encoder
     dis-eval evaluate --encoder my_module.py:encode --data dsprites --subset authors
 
@@ -34,7 +36,7 @@ def register(subparsers: Any) -> None:
         "evaluate", help="score a trained run or any encoder with the metric suite",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", nargs="?", help="a run folder from `dis-eval train`")
-    p.add_argument("--encoder", help="TorchScript file or path/to/module.py:function")
+    p.add_argument("--encoder", help="an .onnx file, a torch.export .pt2 program, a TorchScript file, or path/to/module.py:function")
     add_data(p, "with --encoder: dsprites (prepared, default) or an official-format file")
     add_subset(p, "with --encoder: a dependent subset (preset, recipe or .h5)")
     add_device(p)
