@@ -129,15 +129,6 @@ def fit_factors(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray,
             np.array([o.test_accuracy for o in out]), info)
 
 
-def importance_matrix(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray,
-                      factors_test: np.ndarray, backend: str = "gbt", n_jobs: int | None = None,
-                      factor_names: tuple[str, ...] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(D, F) importances and per-factor train/test accuracies; one classifier per factor."""
-    return fit_factors(codes, factors, codes_test, factors_test, backend, n_jobs,
-                       factor_names)[:3]
-
-
 def disentanglement(imp: np.ndarray) -> float:
     """Importance-weighted mean over latents of 1 - entropy (base F) of each latent's row."""
     import scipy.stats
