@@ -19,10 +19,10 @@ from typing import Any
 
 from dis_eval.config.evaluation import EvalConfig
 from dis_eval.errors import UserError
+from dis_eval.run_dir import PROTOCOL_BLOCKS as PROTOCOLS_KEY
 
 # What every registered metric implements: disentanglement_lib's definition (dis_eval.metrics).
 METRIC_VARIANT = "disentanglement_lib"
-PROTOCOLS_KEY = "protocols"  # metrics.json: convention name -> its record
 NOT_SCORED_KEY = "not_scored"  # metrics.json: convention name -> why it was not scored
 
 
