@@ -43,6 +43,9 @@ def compare_runs(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         log(results.table2_markdown(outputs.table2))
     if outputs.table2_note:
         log(outputs.table2_note)
+    from dis_eval.reference.three_way import write_three_way  # yours, the reference runs, the paper
+
+    outputs.files.update(write_three_way(runs, out_dir, outputs.scores, digits=digits, log=log))
     if outputs.missing:
         log("runs missing metrics (listed, not dropped):")
         for line in outputs.missing:

@@ -226,6 +226,11 @@ def _codes_used(d: MainJobDefaults) -> str:
 
 
 def _readme(d: MainJobDefaults, m: dict[str, Any], run_dirs: list[Path], subset: str | None) -> str:
+    import textwrap
+
+    from dis_eval.reference.results import load_reference
+    from dis_eval.reference.three_way import short_run_explanation
+
     sub = m.get("subset", {})
     lines = [
         "dis-eval main job output",
@@ -262,9 +267,15 @@ def _readme(d: MainJobDefaults, m: dict[str, Any], run_dirs: list[Path], subset:
         "- comparison/",
         "    scores.md|csv|tex     mean ± sd over seeds per configuration (one seed each here: values alone)",
         "    table2.md|csv|tex     the paper's Table 2 layout (rows: beta / lambda settings; columns: data set > score > model)",
+        "    three_way.md|csv      per score and protocol: your runs, the reference runs at full length",
+        "                          (mean ± sd over seeds, n) and the paper's value (the authors' protocol)",
         "    scores_by_config.png, score_vs_beta.png (and .pdf)",
         "    missing.txt           runs without scores (listed, never dropped)",
         "- manifest.json: every file written and the stage timings",
+        "",
+        "Why these scores differ from the full-length reference",
+        textwrap.fill(short_run_explanation(d.steps), 100),
+        f"Reference runs: {load_reference().describe()}.",
         "",
         "Next: more seeds and settings with `dis-eval sweep`, then `dis-eval compare DIR` for the tables.",
     ]
@@ -284,6 +295,8 @@ def _where(out: Path, m: dict[str, Any], run_dirs: list[Path]) -> None:
     print(f"  {'comparison/':30s}scores.md/.csv/.tex, table2.md/.csv/.tex, score plots")
     if cmp_md:
         print(f"  table: {cmp_md}")
+    if m["comparison"].get("three_way_md"):
+        print(f"  yours / reference / paper: {m['comparison']['three_way_md']}")
     if m["missing"]:
         print("  runs missing scores: " + "; ".join(m["missing"]))
     print("=" * 72, flush=True)
