@@ -127,12 +127,26 @@ class ThreeWayTable:
 
 def user_stats(runs: Iterable[Any], scores: Sequence[str] | None = None) -> list[SeedStat]:
     """The user's scores over training seeds: runs (``dis_eval.results.Run``: ``config``,
-    ``metrics``, ``summary``, ``seed``) -> one :class:`SeedStat` per (key, steps trained)."""
+    ``metrics``, ``summary``, ``seed``) -> one :class:`SeedStat` per (key, steps trained).
+
+    ``scores``: the headline scores to keep, as ``compare`` names them (``mig`` under every
+    protocol, ``paper:mig`` under one; sub-fields such as ``mig.discrete_mig`` have no row)."""
+    from dis_eval.results.keys import split_label
+
+    wanted: dict[str, set[str | None]] = {}
+    for label in scores or ():
+        conv, name = split_label(label)
+        wanted.setdefault(name, set()).add(conv)
+
+    def keep(key: ScoreKey) -> bool:
+        convs = wanted.get(key.score)
+        return convs is not None and (None in convs or key.protocol in convs)
+
     items = []
     for run in runs:
         steps = int((run.summary or {}).get("step") or run.config.get("steps") or 0)
         for key, value in run_keys(run.config, run.metrics):
-            if scores is None or key.score in scores:
+            if scores is None or keep(key):
                 items.append((key, value, steps, run.seed))
     return seed_stats(items)
 
