@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dis_eval.config.evaluation import EvalConfig
@@ -36,7 +36,6 @@ class ScoreContext:
     activity: Any = None
     activity_undefined: str | None = None
     cache_dir: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def score_codes(data: Any, codes: Any, config: EvalConfig) -> dict[str, Any]:
