@@ -22,7 +22,9 @@
 #                         outside the package, git-ignored; about 8 MB of checkpoint a run)
 #   --jobs N              sweep jobs (or packs) at a time (default 1)
 #   --pack N|auto         pack size, when `dis-eval sweep` supports packs (default auto)
-#   --dest DIR            root of the collected layout (default: the package's; --cpu: OUT/collected)
+#   --dest DIR            root of the collected layout (default: the package's; --cpu: OUT/collected);
+#                         on a machine whose results are copied back from a folder, put both
+#                         --out and --dest there, then copy DEST/<sweep name> into the package
 #   --no-collect          train and score only
 #
 # How it resumes: the state is the sweep folder OUT/sweep. Re-running `dis-eval sweep` on it
@@ -92,8 +94,9 @@ if [ "$MODE" = auto ]; then
     die "no CUDA device here: the reference runs need a GPU (use --cpu for the smoke version)"
   fi
 fi
-# The CPU smoke run keeps everything it writes under OUT (metric baselines' cache included).
-if [ "$MODE" = cpu ] && [ -z "${DIS_EVAL_CACHE:-}" ]; then export DIS_EVAL_CACHE="$OUT/cache"; fi
+# The metric baselines' cache lives in OUT too (small JSON files): carried with the state, it
+# spares the next session recomputing the random and oracle baselines on the full grid.
+if [ -z "${DIS_EVAL_CACHE:-}" ]; then export DIS_EVAL_CACHE="$OUT/cache"; fi
 start=$SECONDS
 say() { printf '[reproduce_reference %4ds] %s\n' "$((SECONDS - start))" "$*"; }
 

@@ -172,11 +172,49 @@ def test_compare_writes_the_three_way_table(cpu_run, tmp_path: Path) -> None:
     md = outputs.files["three_way_md"].read_text()
     csv_text = outputs.files["three_way_csv"].read_text()
     assert md in "\n".join(lines)  # the table is logged as written
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| model |")]
     for label in (protocol_label(DLIB), protocol_label(PAPER)):
-        assert md.count(label) == 4  # 2 models x the paper's 2 scores
+        assert sum(f"| {label} |" in row for row in rows) == 4  # 2 models x the paper's 2 scores
+    assert len(rows) == 8
     assert csv_text.splitlines()[0].startswith("model,data,score,protocol,your runs,reference runs,paper")
     if load_reference().empty:  # nothing shipped: said plainly, no reference number shown
         assert NO_REFERENCE_YET in md and md.count("no reference run yet") == 9  # 8 rows + the note
+
+
+def _fake_run(path: Path, model: str, seed: int, step: int, steps: int, finished: bool) -> None:
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump(_config(model, seed, steps)))
+    (path / "summary.json").write_text(json.dumps({"status": "done" if finished else "running", "step": step,
+                                                   "steps": steps, "device": "cpu", "wall_s": 2.5}))
+    if finished:
+        (path / "model.pt").write_bytes(b"weights")
+        (path / "metrics.json").write_text(json.dumps(_metrics({"mig": 0.1}, {"mig": 0.2})))
+
+
+def _empty(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def test_collector_names_runs_by_their_path_and_lists_unfinished_ones(tmp_path: Path) -> None:
+    from dis_eval.reference.collect import collect_runs
+
+    sweep = tmp_path / "sweep"  # a packed layout: members of two packs share folder names
+    _fake_run(sweep / "echo-pack" / "seed0", "echo", 0, 10, 10, True)
+    _fake_run(sweep / "vae-pack" / "seed0", "beta_vae", 0, 10, 10, True)
+    _fake_run(sweep / "vae-pack" / "seed1", "beta_vae", 1, 4, 10, False)
+    report = collect_runs(sweep, "s", tmp_path / "out")
+    assert report.collected == ["echo-pack__seed0", "vae-pack__seed0"]
+    assert report.left == ["vae-pack__seed1: trained 4 of 10 steps; it resumes on the next run of the script"]
+    ref = load_reference(tmp_path / "out")
+    assert [r.name for r in ref.runs] == ["echo-pack__seed0", "vae-pack__seed0"] and not ref.problems
+    assert {r.provenance["steps_trained"] for r in ref.runs} == {10}
+    assert not list((tmp_path / "out").rglob("model.pt"))
+    for bad, msg in (((tmp_path / "none", "s"), "does not exist"), ((sweep, "../s"), "plain folder name"),
+                     ((tmp_path / "out" / "s" / "echo-pack__seed0" / "x", "s"), "does not exist"),
+                     ((_empty(tmp_path / "empty"), "s"), "no run folders")):
+        with pytest.raises(UserError, match=msg):
+            collect_runs(*bad, tmp_path / "dest")
 
 
 # ----------------------------------------------------------------------------- the three-way table

@@ -103,19 +103,35 @@ def collect_runs(sweep_dir: str | os.PathLike, set_name: str, dest_root: str | o
     report = CollectReport(dest)
     for path in runs:
         run = RunDir(path)
+        name = collected_name(path, src)
         if not run.is_finished():
-            summary = run.read_summary() or {}
-            reached = f"trained {summary.get('step', 0):,} of {summary.get('steps', '?'):,} steps" \
-                if isinstance(summary.get("steps"), int) else "not started"
-            what = "not scored yet" if run.is_trained() else reached
-            report.left.append(f"{run.name}: {what}; it resumes on the next run of the script")
+            report.left.append(f"{name}: {_progress(run)}; it resumes on the next run of the script")
             continue
         if read_json_object(run.metrics) is None:
-            report.left.append(f"{run.name}: {METRICS_FILE} is not a JSON object")
+            report.left.append(f"{name}: {METRICS_FILE} is not a JSON object")
             continue
-        target = dest / run.name
+        target = dest / name
         atomic_write_text(target / CONFIG_FILE, run.config.read_text(encoding="utf-8"))
         atomic_write_text(target / METRICS_FILE, run.metrics.read_text(encoding="utf-8"))
         atomic_write_json(target / PROVENANCE_FILE, run_provenance(run, set_name), indent=2)
-        report.collected.append(run.name)
+        report.collected.append(name)
     return report
+
+
+def collected_name(run_dir: Path, sweep_dir: Path) -> str:
+    """A run's folder name in the collected set: its path below the sweep folder, parts joined
+    by ``__`` (``model=echo__seed=0``; a pack's member ``echo-pack/seed0`` -> ``echo-pack__seed0``),
+    so members of different packs never share a name."""
+    rel = run_dir.resolve().relative_to(sweep_dir.resolve())
+    return "__".join(rel.parts) or run_dir.name
+
+
+def _progress(run: RunDir) -> str:
+    """How far an unfinished run got, from its summary."""
+    if run.is_trained():
+        return "trained, not scored yet"
+    summary = run.read_summary() or {}
+    step, steps = summary.get("step"), summary.get("steps")
+    if isinstance(step, int) and isinstance(steps, int):
+        return f"trained {step:,} of {steps:,} steps"
+    return "not started"
