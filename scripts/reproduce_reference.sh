@@ -15,8 +15,8 @@
 #                         runs keep their last checkpoints (every 5,000 steps) and the next
 #                         invocation continues from them (default: no budget)
 #   --budget-seconds S    the same in seconds
-#   --steps N             train N steps instead of the sweep file's (a shorter check; such runs
-#                         are not full-length references and their step count says so)
+#   --steps N             train N steps instead of the sweep file's: a shorter check, its own
+#                         sweep (<name>_<N>steps), collected into OUT/collected, not the package
 #   --seeds N             seeds 0..N-1 per model (default: the sweep file's list)
 #   --out DIR             state folder: sweep file, runs with checkpoints (default ./reference-runs;
 #                         outside the package, git-ignored; about 8 MB of checkpoint a run)
@@ -153,7 +153,8 @@ else
 fi
 
 if [ "$COLLECT" = 1 ]; then
-  if [ -z "$DEST" ] && [ "$MODE" = cpu ]; then DEST="$OUT/collected"; fi
+  # Only full-length GPU runs go into the package by default.
+  if [ -z "$DEST" ] && { [ "$MODE" = cpu ] || [ -n "$STEPS" ]; }; then DEST="$OUT/collected"; fi
   collect=("${REF[@]}" collect "$OUT/sweep" --set "$NAME")
   [ -z "$DEST" ] || collect+=(--dest "$DEST")
   "${collect[@]}"

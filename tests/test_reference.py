@@ -402,7 +402,8 @@ def test_the_shipped_sweep_is_the_beta1_comparison_at_full_length() -> None:
 def test_plan_seeds_steps_and_cpu_mode() -> None:
     plan = plan_sweep(seeds=5)
     assert plan["grid"]["seed"] == [0, 1, 2, 3, 4] and plan["base"]["steps"] == 300_000
-    assert plan_sweep(steps=25_000)["base"]["steps"] == 25_000
+    short = plan_sweep(steps=25_000)
+    assert short["base"]["steps"] == 25_000 and short["name"] == "reference_beta1_25000steps"
     cpu = plan_sweep(cpu=CpuMode())
     assert cpu["name"] == "reference_beta1_cpu" and cpu["grid"]["seed"] == [0, 1]
     assert cpu["base"]["device"] == "cpu" and cpu["base"]["steps"] == 6 and cpu["base"]["data"] == str(FIXTURE)

@@ -92,6 +92,8 @@ def plan_sweep(source: str | os.PathLike = REFERENCE_SWEEP, seeds: int | None = 
         if not isinstance(plan.get("base"), dict):
             raise UserError(f"{path}: --steps needs an inline `base:` mapping")
         plan["base"] = {**plan["base"], "steps": steps}
+        if cpu is None:  # a shorter check is its own sweep, never mixed with the full-length runs
+            plan["name"] = f"{raw.get('name', path.stem)}_{steps}steps"
     return plan
 
 
