@@ -359,8 +359,12 @@ def test_protocol_names_and_data_kinds() -> None:
     assert data_kind(None) == INDEPENDENT == data_kind("full")
     assert data_kind("authors") == DEPENDENT == data_kind("bins=8,drop=0.15,seed=42")
     assert data_kind("paper-text") == "dependent (paper-text)"
-    assert data_kind(None, {"data": {"is_full_grid": False, "source": "/x/fix.npz", "rows": 3000}}) \
-        == "independent, partial (fix, 3000 rows)"
+    fixture = {"data": {"is_full_grid": False, "source": "/x/fix.npz", "rows": 3000, "subset": None}}
+    assert data_kind(None, fixture) == "independent, partial (fix, 3000 rows)"
+    on_fixture = {"data": {"is_full_grid": False, "subset": "authors", "rows": 432},  # the subset's rows
+                  "protocols": {PAPER: fixture}}  # the full protocol scored the whole (partial) source
+    assert data_kind("authors", on_fixture) == "dependent (authors, partial source fix, 3000 rows)"
+    assert data_kind("authors", {"data": {"is_full_grid": False, "subset": "authors"}}) == DEPENDENT
     key = ScoreKey("echo_tc", 1.0, 10.0, INDEPENDENT, PAPER, "mig")
     assert key.setting() == "echo_tc (beta 1, lambda 10)"
 
@@ -369,7 +373,10 @@ def test_short_run_explanation_and_the_main_job_readme() -> None:
     from pipelines.main_job import MainJobDefaults, _readme
 
     text = short_run_explanation(3000)
-    assert text.startswith("A 3,000-step run has had 1 % of the paper's 300,000 steps:")
+    assert text.startswith("A run of 3,000 steps has had 1 % of the paper's 300,000: Echo at beta 1")
+    assert "only just switched on" in text and "not switched on yet" in short_run_explanation(8)
+    assert short_run_explanation(8).startswith("A run of 8 steps has had 0.0027 % of the paper's 300,000:")
+    assert short_run_explanation(300_000).startswith("A run of 300,000 steps is full length")
     assert text.count(". ") == 1 and text.endswith("disagrees with the paper.")  # two sentences
     readme = _readme(MainJobDefaults(), {"total_s": 1.0, "device": "cpu", "data": {"rows": 10, "source": "x"}},
                      [], None)

@@ -161,11 +161,9 @@ def data_kind(subset: Any, metrics: Mapping[str, Any] | None = None) -> str:
     recipe (a test fixture: its metrics.json records rows that are not the full grid)."""
     from dis_eval.data.dependent import NO_SUBSET, PRESETS, parse_recipe
 
+    partial = _partial_source(metrics, subset)
     if subset in NO_SUBSET:
-        record = (metrics or {}).get("data") if isinstance((metrics or {}).get("data"), Mapping) else {}
-        if record.get("is_full_grid") is False:
-            return f"{INDEPENDENT}, partial ({Path(str(record.get('source'))).stem}, {record.get('rows')} rows)"
-        return INDEPENDENT
+        return f"{INDEPENDENT}, partial ({partial})" if partial else INDEPENDENT
     text = str(subset)
     recipe: dict[str, Any] | None = None
     if text.endswith((".h5", ".hdf5")):
@@ -176,9 +174,27 @@ def data_kind(subset: Any, metrics: Mapping[str, Any] | None = None) -> str:
             recipe = {"bins": r.bins, "drop": r.drop, "seed": r.seed}
         except Exception:  # noqa: BLE001 - an unreadable recipe is reported as itself
             recipe = None
-    if recipe == PRESETS["authors"]:
+    if recipe == PRESETS["authors"] and not partial:
         return DEPENDENT
-    return f"{DEPENDENT} ({Path(text).stem if text.endswith(('.h5', '.hdf5')) else text})"
+    name = Path(text).stem if text.endswith((".h5", ".hdf5")) else text
+    return f"{DEPENDENT} ({name}{', partial source ' + partial if partial else ''})"
+
+
+def _partial_source(metrics: Mapping[str, Any] | None, subset: Any) -> str | None:
+    """``<source stem>, <rows> rows`` when an evaluation recorded in ``metrics`` scored the whole
+    source (no subset) and found it is not the full grid (a test fixture); else None."""
+    from dis_eval.data.dependent import NO_SUBSET
+
+    if not isinstance(metrics, Mapping):
+        return None
+    blocks = metrics.get("protocols") if isinstance(metrics.get("protocols"), Mapping) else {}
+    for record in (metrics, *blocks.values()):
+        data = record.get("data") if isinstance(record, Mapping) else None
+        if not isinstance(data, Mapping) or data.get("subset") not in NO_SUBSET:
+            continue  # scored on subset rows: says nothing about the source
+        if data.get("is_full_grid") is False:
+            return f"{Path(str(data.get('source'))).stem}, {data.get('rows')} rows"
+    return None
 
 
 def _subset_file_recipe(path: str) -> dict[str, Any] | None:
