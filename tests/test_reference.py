@@ -203,9 +203,12 @@ def test_collector_names_runs_by_their_path_and_lists_unfinished_ones(tmp_path: 
     _fake_run(sweep / "echo-pack" / "seed0", "echo", 0, 10, 10, True)
     _fake_run(sweep / "vae-pack" / "seed0", "beta_vae", 0, 10, 10, True)
     _fake_run(sweep / "vae-pack" / "seed1", "beta_vae", 1, 4, 10, False)
+    (sweep / "vae-pack" / "seed2").mkdir()
+    (sweep / "vae-pack" / "seed2" / "sweep_job.json").write_text("{}")  # a job the sweep has not started
     report = collect_runs(sweep, "s", tmp_path / "out")
     assert report.collected == ["echo-pack__seed0", "vae-pack__seed0"]
-    assert report.left == ["vae-pack__seed1: trained 4 of 10 steps; it resumes on the next run of the script"]
+    assert report.left == ["vae-pack__seed1: trained 4 of 10 steps; the next run of the script continues it",
+                           "vae-pack__seed2: not started; the next run of the script continues it"]
     ref = load_reference(tmp_path / "out")
     assert [r.name for r in ref.runs] == ["echo-pack__seed0", "vae-pack__seed0"] and not ref.problems
     assert {r.provenance["steps_trained"] for r in ref.runs} == {10}
@@ -452,3 +455,18 @@ def test_script_budget_leaves_resumable_state_and_says_so(tmp_path: Path) -> Non
     assert "budget: no time left for training (30 s, 60 s kept for the collection)" in proc.stdout
     assert "stopped by the budget; run this command again to continue" in proc.stdout
     assert not (tmp_path / "s" / "sweep").exists() and (tmp_path / "s" / "sweep.yaml").is_file()
+
+
+@pytest.mark.timeout(600)
+def test_a_budget_stop_interrupts_the_sweep_cleanly(tmp_path: Path) -> None:
+    """A real stop: the sweep is SIGINTed mid-way (100,000 steps cannot finish in 15 s); every
+    job is left pending (resumable), none failed, and nothing is collected."""
+    out = tmp_path / "s"
+    proc = _script("--cpu", "--out", str(out), "--steps", "100000", "--seeds", "1", "--budget-seconds", "75",
+                   env={"DIS_EVAL_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "budget: the sweep may run" in proc.stdout and "stopped by the budget" in proc.stdout
+    assert "0 done, 0 running, 0 failed, 2 pending" in proc.stdout
+    assert not list(out.rglob("failed.json")) and not list(out.rglob("model.pt"))
+    assert "collected 0 finished run(s)" in proc.stdout and "not collected (2):" in proc.stdout
+    assert not (out / "collected" / "reference_beta1_cpu").exists()

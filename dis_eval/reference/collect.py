@@ -19,7 +19,7 @@ from typing import Any
 from dis_eval.atomic import atomic_write_json, atomic_write_text
 from dis_eval.errors import UserError
 from dis_eval.reference.results import PROVENANCE_FILE, REFERENCE_DIR
-from dis_eval.run_dir import CONFIG_FILE, METRICS_FILE, RunDir, read_json_object
+from dis_eval.run_dir import CONFIG_FILE, METRICS_FILE, SWEEP_JOB_FILE, RunDir, read_json_object
 
 
 @dataclass
@@ -97,15 +97,16 @@ def collect_runs(sweep_dir: str | os.PathLike, set_name: str, dest_root: str | o
     if not set_name or set_name != Path(set_name).name or set_name.startswith("."):
         raise UserError(f"reference set name {set_name!r} must be a plain folder name, e.g. reference_beta1")
     dest = Path(dest_root if dest_root is not None else REFERENCE_DIR) / set_name
-    runs = sorted(p.parent for p in src.rglob(CONFIG_FILE) if RunDir(p.parent).is_run())
+    # Run folders, and the sweep's job folders not started yet (only their sweep_job.json).
+    runs = sorted({p.parent for name in (CONFIG_FILE, SWEEP_JOB_FILE) for p in src.rglob(name)})
     if not runs:
-        raise UserError(f"no run folders (with {CONFIG_FILE}) in {src}")
+        raise UserError(f"no run folders (with {CONFIG_FILE} or {SWEEP_JOB_FILE}) in {src}")
     report = CollectReport(dest)
     for path in runs:
         run = RunDir(path)
         name = collected_name(path, src)
         if not run.is_finished():
-            report.left.append(f"{name}: {_progress(run)}; it resumes on the next run of the script")
+            report.left.append(f"{name}: {_progress(run)}; the next run of the script continues it")
             continue
         if read_json_object(run.metrics) is None:
             report.left.append(f"{name}: {METRICS_FILE} is not a JSON object")
@@ -130,6 +131,8 @@ def _progress(run: RunDir) -> str:
     """How far an unfinished run got, from its summary."""
     if run.is_trained():
         return "trained, not scored yet"
+    if not run.is_run():
+        return "not started"
     summary = run.read_summary() or {}
     step, steps = summary.get("step"), summary.get("steps")
     if isinstance(step, int) and isinstance(steps, int):
