@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -100,8 +101,59 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
+# The key beside a value that JSON cannot hold: ``{"loss": null, "loss_undefined": "NaN ..."}``.
+UNDEFINED_SUFFIX = "_undefined"
+
+
+def _undefined_reason(value: float) -> str:
+    if math.isnan(value):
+        return "not a number (NaN) when computed"
+    return f"{'+' if value > 0 else '-'}infinity when computed"
+
+
+def strict_json_value(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-Infinity, also inside lists) replaced by
+    ``null``, and a reason beside it: in a mapping, key ``<name>_undefined`` says what the value
+    was (for a list, which entries); a reason the writer already put there is kept. Tuples
+    become lists; nothing else changes. The result serialises with ``allow_nan=False``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        out: dict[Any, Any] = {}
+        notes: dict[str, str] = {}
+        for key, value in obj.items():
+            out[key] = strict_json_value(value)
+            reason = _reasons(value)
+            if reason:
+                notes[f"{key}{UNDEFINED_SUFFIX}"] = reason
+        for key, reason in notes.items():
+            out.setdefault(key, reason)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [strict_json_value(v) for v in obj]
+    return obj
+
+
+def _reasons(value: Any) -> str | None:
+    """Why a value (or entries of a list value) became null, or None when nothing did."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _undefined_reason(value)
+    if isinstance(value, (list, tuple)):
+        bad = [(i, v) for i, v in enumerate(value) if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            return "; ".join(f"entry {i}: {_undefined_reason(v)}" for i, v in bad)
+    return None
+
+
+def strict_json_dumps(obj: Any, **dumps_kwargs: Any) -> str:
+    """JSON text with no ``NaN``/``Infinity`` token (see :func:`strict_json_value`): what every
+    JSON file and ``--json`` output of the project is written with."""
+    return json.dumps(strict_json_value(obj), allow_nan=False, **dumps_kwargs)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any, **dumps_kwargs: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, **({"indent": 2} | dumps_kwargs)) + "\n")
+    """``obj`` as strict JSON (:func:`strict_json_dumps`, indented), atomically."""
+    atomic_write_text(path, strict_json_dumps(obj, **({"indent": 2} | dumps_kwargs)) + "\n")
 
 
 def atomic_create_json(path: str | os.PathLike, obj: Any) -> bool:
@@ -111,7 +163,7 @@ def atomic_create_json(path: str | os.PathLike, obj: Any) -> bool:
     tmp = _temp_beside(path, ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(obj) + "\n")
+            fh.write(strict_json_dumps(obj) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)

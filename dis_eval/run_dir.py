@@ -54,7 +54,9 @@ LOCK_FILE = ".lock"
 
 # metrics.json blocks keyed by metric name: a new evaluation replaces its metrics' entries and
 # keeps the others; every other field describes the latest evaluation.
-METRIC_BLOCKS: tuple[str, ...] = ("scores", "headline", "settings", "spread", "evaluations")
+METRIC_BLOCKS: tuple[str, ...] = ("scores", "headline", "settings", "spread", "evaluations", "baselines", "warnings")
+# metrics.json's per-convention records (convention name -> a record merged like the top level).
+PROTOCOL_BLOCKS = "protocols"
 
 
 class RunDir:
@@ -361,13 +363,22 @@ def merge_metrics(path: Path, result: dict[str, Any]) -> dict[str, Any]:
     from dis_eval.metrics.utils import to_builtin
 
     old = read_json_object(path) or {}
+    merged = _merge_record(old, result)
+    if PROTOCOL_BLOCKS in result or PROTOCOL_BLOCKS in old:
+        old_p, new_p = old.get(PROTOCOL_BLOCKS) or {}, result.get(PROTOCOL_BLOCKS) or {}
+        merged[PROTOCOL_BLOCKS] = {**old_p, **{k: _merge_record(old_p.get(k) or {}, v) for k, v in new_p.items()}}
+    atomic_write_json(path, to_builtin(merged))
+    return merged
+
+
+def _merge_record(old: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` over ``old``: metric blocks merged per metric, every other field replaced."""
     merged = dict(old)
     for key in METRIC_BLOCKS:
         block = {**(old.get(key) or {}), **(result.get(key) or {})}
         if block:
             merged[key] = block
     merged.update({k: v for k, v in result.items() if k not in METRIC_BLOCKS})
-    atomic_write_json(path, to_builtin(merged))
     return merged
 
 

@@ -1,10 +1,14 @@
-"""Compare runs: score tables (mean ± sd over seeds) and score plots for the runs in or below some folders.
+"""Compare runs: score tables (mean ± sd over training seeds, the sd over metric seeds beside it,
+the random and oracle baselines, each convention scored in its own labelled column) and score
+plots for the runs in or below some folders.
 
 ``compare_runs`` is the library function behind ``dis-eval compare`` (its command line is
 pipelines/cli/compare.py) and the main job. It reads every run's config and metrics, groups runs
 by configuration (every config key except the seed and execution settings such as the device),
 and writes into ``out_dir``: scores.csv (numbers: mean, sd with ddof=1, n per score), scores.md,
-scores.tex, the paper's Table 2 layout (table2.csv/.md/.tex: rows beta or lambda settings,
+scores.tex (columns ``dlib:<metric>`` and ``paper:<metric>`` for runs scored under both
+conventions; CSV per score: ``_mean``, ``_sd``, ``_n`` over training seeds, ``_sd_metric``,
+``_n_metric`` over metric seeds, ``_random``, ``_oracle``), the paper's Table 2 layout (table2.csv/.md/.tex: rows beta or lambda settings,
 columns data set > score > model, nested as in the paper), missing.txt (runs without metrics,
 never dropped silently) and plots (scores_by_config, score_vs_beta, score_vs_lambda; PNG and PDF).
 pandas and matplotlib load only when a comparison runs.
@@ -34,13 +38,17 @@ def compare_runs(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     n_scored = sum(len(m) for _, m in grouped.groups)
     log(f"{len(runs)} run(s), {n_scored} with scores, {len(grouped.groups)} configuration(s)")
     if n_scored:
-        log("\nmean ± sd over seeds (sd: sample, ddof=1; a lone run shows its value)\n")
+        log("\nmean ± sd over training seeds (sd: sample, ddof=1; n: runs; a lone run shows its value); "
+            "sd over metric seeds (--repeats) and the random / oracle baselines in their own columns\n")
         log(results.to_markdown(outputs.display))
     if outputs.table2 is not None:
         log("Table 2 layout (rows: beta with lambda = 0, then lambda with beta = 1)\n")
         log(results.table2_markdown(outputs.table2))
     if outputs.table2_note:
         log(outputs.table2_note)
+    from dis_eval.reference.three_way import write_three_way  # yours, the reference runs, the paper
+
+    outputs.files.update(write_three_way(runs, out_dir, outputs.scores, digits=digits, log=log))
     if outputs.missing:
         log("runs missing metrics (listed, not dropped):")
         for line in outputs.missing:

@@ -2,8 +2,10 @@
 and the main job draw.
 
 Figures: latent traversals (grid + GIF per seed image), mean latent vs factor (the paper's
-Fig. 4), the latent x factor MI heatmap (MIG's estimator), reconstructions (for Echo, also
-averaged over 10 noise draws as in the paper's Sec. 5.2).
+Fig. 4), the latent x factor MI heatmap (MIG's estimator) for mean codes and, for Echo and VAE
+models, for the noisy sample (inactive latents marked by the rate rule of
+``dis_eval.metrics.activity``), reconstructions (mean code and, for Echo and VAE models, one noisy
+sample and the average over 10 noise draws as in the paper's Sec. 5.2), each row labelled.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class PlotSettings:
     mi_bins: int = 20  # MIG's histogram bins
     recon_images: int = 8
     noise_draws: int = 10  # the paper's Sec. 5.2 averages 10 encoding samples
-    representation: str = "mean"  # codes for the MI heatmap: mean or sample
+    representation: str | None = None  # codes for the MI heatmap: mean, sample, or None for both (where possible)
     seed: int = 0
     encode_batch: int = 1024
 
@@ -72,6 +74,7 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
     from dis_eval.data import DataSpec, load_data
     from dis_eval.device import resolve_device
     from dis_eval.encode import encode_data, representation
+    from dis_eval.metrics.activity import activity_from_rates
     from dis_eval.metrics.utils import represent
     from dis_eval.models import rate_per_latent
     from dis_eval.plots import (
@@ -114,7 +117,22 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
     decode = _decoder(model, dev)
     rates = rate_per_latent(mean, aux, family) if aux is not None else None
     latents = LatentSummary.from_codes(mean, rates, num_values=s.traversal_values)
-    inactive = np.flatnonzero(latents.inactive).tolist()
+    noisy = codes.aux is not None and family in ("echo", "vae")
+    if rates is not None and noisy:  # the rate rule the score warnings use (dis_eval.metrics.activity)
+        activity = activity_from_rates(rates, family, getattr(model, "clip", None), "codes")
+        inactive = activity.inactive
+        rule = f"rate < floor + {activity.threshold:g} nats"
+    else:
+        inactive = np.flatnonzero(latents.inactive).tolist()
+        rule = f"variance of the mean <= {latents.threshold:g}"
+    sampler = representation(codes, "sample", seed=s.seed + 1) if noisy else None
+    batch = train_cfg.batch_size
+
+    def noisy_codes(picked: np.ndarray) -> np.ndarray:
+        """One noisy sample of the codes of ``picked`` rows (Echo: the batch's other members are
+        random encoded rows, as in training)."""
+        others = rows[rng.randint(len(rows), size=max(batch - len(picked), 0))]
+        return sampler(np.concatenate([picked, others]))[: len(picked)]
     note = f"{len(rows):,} of {n:,} rows of {data.info.get('subset', 'the data')}"
     paths: list[Path] = []
 
@@ -127,19 +145,26 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
         seed_rows.append(int(cand[rng.randint(len(cand))]))
     seed_imgs = data.images(rows[seed_rows]).float().cpu().numpy()[:, 0]
     names = [f"{k}_{SHAPE_NAMES[classes[r, 0]]}" for k, r in enumerate(seed_rows)]
-    paths += plot_traversals(decode, latents, TraversalSeeds(mean[seed_rows], seed_imgs, names), out, title=title)
+    seed_samples = noisy_codes(rows[seed_rows]) if sampler is not None else None
+    paths += plot_traversals(decode, latents, TraversalSeeds(mean[seed_rows], seed_imgs, names, seed_samples), out,
+                             title=title)
 
     # The paper's Fig. 4.
     paths += plot_latent_vs_factor(classes, mean, out / "latent_vs_factor", title=f"{title}\n{note}")
 
     # MI heatmap with MIG's estimator, on MIG's number of random rows.
+    # One per representation (mean: mi_heatmap; sample: mi_heatmap_sample), labelled.
     mi_rows = rows[rng.randint(len(rows), size=s.mi_points)]
-    rep = representation(codes, s.representation, seed=s.seed)
-    mi_codes = represent(rep, mi_rows, 16) if s.representation == "sample" else rep(mi_rows)
-    mi_paths, _ = plot_mi_heatmap(mi_codes, data.classes[mi_rows], out / "mi_heatmap",
-                                  title=f"{title}\n{s.representation} codes", num_bins=s.mi_bins,
-                                  inactive=inactive)
-    paths += mi_paths
+    kinds = [s.representation] if s.representation else ["mean"] + (["sample"] if noisy else [])
+    for kind in kinds:
+        rep = representation(codes, kind, seed=s.seed)
+        mi_codes = represent(rep, mi_rows, 16) if kind == "sample" else rep(mi_rows)
+        label = "mean codes (disentanglement_lib)" if kind == "mean" else "noisy sample (the authors' protocol)"
+        mi_paths, _ = plot_mi_heatmap(mi_codes, data.classes[mi_rows],
+                                      out / ("mi_heatmap" if kind == "mean" else f"mi_heatmap_{kind}"),
+                                      title=f"{title}\n{label}", num_bins=s.mi_bins,
+                                      inactive=inactive, inactive_rule=rule)
+        paths += mi_paths
 
     # Reconstructions: mean code, and the average over noise draws where the batch supplies the
     # noise (Echo: each image's noise comes from the other members of its batch of batch_size).
@@ -147,18 +172,12 @@ def make_run_figures(run_dir: str | Path | RunDir, out_dir: str | Path | None = 
     pick = rows[rng.choice(len(rows), size=k, replace=False)]
     inputs = data.images(pick).float().cpu().numpy()[:, 0]
     recon_mean = decode(codes.mean[pick])
-    average = None
-    if codes.aux is not None and family in ("echo", "vae"):
-        sampler = representation(codes, "sample", seed=s.seed + 1)
-        batch = train_cfg.batch_size
-
-        def draw(i: int) -> np.ndarray:
-            others = rows[rng.randint(len(rows), size=max(batch - k, 0))]
-            return sampler(np.concatenate([pick, others]))[:k]
-
-        average = NoisyAverage(average_reconstruction(decode, draw, s.noise_draws), s.noise_draws,
-                               "Echo noise" if family == "echo" else "Gaussian noise")
+    average = recon_sample = None
+    if sampler is not None:
+        recon_sample = decode(noisy_codes(pick))
+        average = NoisyAverage(average_reconstruction(decode, lambda _i: noisy_codes(pick), s.noise_draws),
+                               s.noise_draws, "Echo noise" if family == "echo" else "Gaussian noise")
     paths += plot_reconstructions(inputs, recon_mean, out / "reconstructions",
                                   title=f"{title}: inputs and reconstructions (pixel probabilities)",
-                                  average=average)
+                                  average=average, recon_sample=recon_sample)
     return paths

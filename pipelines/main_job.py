@@ -42,7 +42,7 @@ class MainJobDefaults:
     metrics: tuple[str, ...] = ("factor_vae", "mig", "beta_vae", "sap", "modularity_explicitness",
                                 "irs", "unsupervised")
     metric_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    representation: str = "mean"
+    representation: str | None = None  # None: both conventions side by side (EvalConfig.plan)
     plot_rows: int | None = None  # None: every row of the subset for Fig. 4 and the traversal ranges
     plot_seed_images: int = 3  # traversal seed images (one per shape)
     plot_traversal_values: int = 9
@@ -98,6 +98,7 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
     from dis_eval.device import resolve_device
     from pipelines.compare import compare_runs
     from pipelines.evaluate import evaluate_run
+    from pipelines.evaluate.scoring import warning_lines
     from pipelines.figures import PlotSettings, make_run_figures
     from pipelines.train import train
 
@@ -160,14 +161,18 @@ def run_main_job(d: MainJobDefaults) -> dict[str, Any]:
                       "the model transmits almost nothing yet; train longer (--steps) before reading its scores")
             run_dirs.append(run_dir)
 
-    with stage("score (protocol: subset rows, " + f"{d.representation} codes; metrics: {', '.join(d.metrics)})"):
+    codes_used = _codes_used(d)
+    with stage("score (protocol: subset rows, " + f"{codes_used}; metrics: {', '.join(d.metrics)})"):
         eval_config = EvalConfig(metrics=d.metrics, representation=d.representation,
                                  protocol="subset" if subset_path else None, seed=d.seed,
                                  settings=d.metric_settings, device=device)
         for run_dir in run_dirs:
             result = evaluate_run(run_dir, eval_config, data=data)
-            heads = ", ".join(f"{k} {v:.3f}" for k, v in result["headline"].items() if isinstance(v, float))
-            print(f"    {run_dir.name}: {heads}")
+            for name, rec in (result.get("protocols") or {"": result}).items():
+                heads = ", ".join(f"{k} {v:.3f}" for k, v in rec["headline"].items() if isinstance(v, float))
+                print(f"    {run_dir.name}{f' [{name}]' if name else ''}: {heads}")
+            for line in warning_lines(result):
+                print(f"    {line}")
         if d.metric_settings:
             print("    reduced sample counts (quick mode): " + json.dumps(d.metric_settings))
 
@@ -217,7 +222,16 @@ def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
+def _codes_used(d: MainJobDefaults) -> str:
+    return f"{d.representation} codes" if d.representation else "mean codes (dlib) + noisy sample on the full grid (paper)"
+
+
 def _readme(d: MainJobDefaults, m: dict[str, Any], run_dirs: list[Path], subset: str | None) -> str:
+    import textwrap
+
+    from dis_eval.reference.results import load_reference
+    from dis_eval.reference.three_way import short_run_explanation
+
     sub = m.get("subset", {})
     lines = [
         "dis-eval main job output",
@@ -233,7 +247,7 @@ def _readme(d: MainJobDefaults, m: dict[str, Any], run_dirs: list[Path], subset:
         f"{m['data']['rows']:,} rows ({'the dependent subset' if subset else 'the full set'}) - far shorter than the "
         "paper's 300,000 steps, so scores are a demonstration, not a reproduction of Table 2.",
         f"- scores: metrics.json in each run: {', '.join(d.metrics)} on the subset's own rows (protocol 'subset'), "
-        f"{d.representation} codes, disentanglement_lib study sample counts"
+        f"{_codes_used(d)}, disentanglement_lib study sample counts"
         + (" REDUCED (quick mode)" if d.metric_settings else "") + "; DCI is left out (8-10 min per model on a CPU;"
         " run `dis-eval evaluate RUN --metrics dci`).",
         "",
@@ -254,9 +268,15 @@ def _readme(d: MainJobDefaults, m: dict[str, Any], run_dirs: list[Path], subset:
         "- comparison/",
         "    scores.md|csv|tex     mean ± sd over seeds per configuration (one seed each here: values alone)",
         "    table2.md|csv|tex     the paper's Table 2 layout (rows: beta / lambda settings; columns: data set > score > model)",
+        "    three_way.md|csv      per score and protocol: your runs, the reference runs at full length",
+        "                          (mean ± sd over seeds, n) and the paper's value (the authors' protocol)",
         "    scores_by_config.png, score_vs_beta.png (and .pdf)",
         "    missing.txt           runs without scores (listed, never dropped)",
         "- manifest.json: every file written and the stage timings",
+        "",
+        "Why these scores differ from the full-length reference",
+        textwrap.fill(short_run_explanation(d.steps), 100),
+        f"Reference runs: {load_reference().describe()}.",
         "",
         "Next: more seeds and settings with `dis-eval sweep`, then `dis-eval compare DIR` for the tables.",
     ]
@@ -276,6 +296,8 @@ def _where(out: Path, m: dict[str, Any], run_dirs: list[Path]) -> None:
     print(f"  {'comparison/':30s}scores.md/.csv/.tex, table2.md/.csv/.tex, score plots")
     if cmp_md:
         print(f"  table: {cmp_md}")
+    if m["comparison"].get("three_way_md"):
+        print(f"  yours / reference / paper: {m['comparison']['three_way_md']}")
     if m["missing"]:
         print("  runs missing scores: " + "; ".join(m["missing"]))
     print("=" * 72, flush=True)

@@ -59,10 +59,12 @@ def test_main_job_writes_everything(main_out: tuple[Path, str]) -> None:
         _check_figures(run / "figures")
     table = pd.read_csv(out / "comparison" / "scores.csv")
     assert sorted(table["model"]) == ["beta_vae", "echo"] and list(table["n"]) == [1, 1]
-    for run in runs:  # the table reports each run's own numbers (one seed: mean = value, no sd)
-        head = json.loads((run / "metrics.json").read_text())["headline"]
+    for run in runs:  # the table reports each run's own numbers (one seed: mean = value, no sd), per convention
+        protocols = json.loads((run / "metrics.json").read_text())["protocols"]
         row = table[table["model"] == json.loads(json.dumps(_model(run)))].iloc[0]
-        assert row["mig_mean"] == pytest.approx(head["mig"]) and pd.isna(row["mig_sd"])
+        for conv in ("dlib", "paper"):
+            head = protocols[conv]["headline"]
+            assert row[f"{conv}:mig_mean"] == pytest.approx(head["mig"]) and pd.isna(row[f"{conv}:mig_sd"])
     assert (out / "comparison" / "table2.md").read_text().count("β = 1") == 1
     assert "none" in (out / "comparison" / "missing.txt").read_text()
     for name in ("scores_by_config.png", "score_vs_beta.pdf"):

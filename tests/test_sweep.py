@@ -118,6 +118,7 @@ def test_bad_sweep_files_fail_with_one_line(over, needle):
 
 
 def test_jobs_record_the_evaluation_resolved():
+    from dis_eval.config.evaluation import EvalConfig
     from dis_eval.metrics import PRESETS
 
     # EvalConfig's rules: a preset fills what the block leaves open; settings of a metric that
@@ -127,7 +128,9 @@ def test_jobs_record_the_evaluation_resolved():
     ev = expand_jobs(spec, merge_resolver)[0].evaluation
     assert (ev["metrics"], ev["representation"], ev["protocol"], ev["seed"]) == (["mig"], "sample", "full", 3)
     assert ev["settings"] == {"mig": {**PRESETS["paper"]["settings"]["mig"], "num_bins": 30}}
-    assert expand_jobs(small_spec(evaluation=None), merge_resolver)[0].evaluation["representation"] == "mean"
+    # No preset, no representation: both conventions, stored as chosen so that the job scores both.
+    default = EvalConfig.from_dict(expand_jobs(small_spec(evaluation=None), merge_resolver)[0].evaluation)
+    assert [name for name, _ in default.plan()] == ["dlib", "paper"]
 
 
 def test_a_bad_grid_value_fails_the_whole_sweep_before_anything_runs(tmp_path):

@@ -20,7 +20,12 @@ from dis_eval.overrides import parse_overrides
 
 PROTOCOLS: tuple[str, ...] = ("subset", "full")
 FIELDS: tuple[str, ...] = ("metrics", "representation", "protocol", "seed", "repeats", "settings", "preset",
-                           "device", "batch_size", "compile")
+                           "device", "batch_size", "compile", "baselines")
+# The conventions an evaluation scores side by side when none is chosen, in this order (names of
+# dis_eval.metrics.PRESETS; the first is the primary, mirrored at metrics.json's top level):
+# disentanglement_lib's (mean codes, the run's rows) and the Echo authors' (sample, full grid).
+CONVENTIONS: tuple[str, ...] = ("dlib", "paper")
+CUSTOM = "custom"  # the name of a single evaluation whose representation was chosen without a preset
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class EvalConfig:
     device: str = "auto"  # where the encoder runs: auto | cpu | cuda | cuda:N
     batch_size: int = 1024  # encoder batch
     compile: bool = False  # torch.compile the encoder
+    baselines: bool = True  # score the random and oracle baselines beside each score (cached)
 
     def __post_init__(self) -> None:
         from dis_eval.metrics import PRESETS
@@ -54,6 +60,8 @@ class EvalConfig:
             raise UserError(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
         if self.preset is not None and self.preset not in PRESETS:
             raise UserError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        if not isinstance(self.baselines, bool):
+            raise UserError(f"baselines must be true or false, got {self.baselines!r}")
         for name, low in (("seed", 0), ("repeats", 1), ("batch_size", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -119,6 +127,28 @@ class EvalConfig:
                        representation=self.representation or (preset["representation"] if preset else None) or "mean",
                        protocol=self.protocol or (preset["protocol"] if preset else None),
                        settings=settings)
+
+    def plan(self) -> list[tuple[str, EvalConfig]]:
+        """The evaluations to run, each (name, resolved config).
+
+        A preset or a representation chosen: that one evaluation (named by its preset, else
+        ``custom``). Neither: both :data:`CONVENTIONS` side by side - ``dlib`` (the metrics named,
+        else every metric; mean codes; this config's protocol) and ``paper`` (the metrics named,
+        else the authors' two; the noisy sample; always the full grid, as the authors scored).
+        Settings given here (``--set``) apply to both; the caller skips ``paper`` where there is
+        no sample (codes without an Echo/VAE's aux).
+        """
+        from dis_eval.metrics import PRESETS
+
+        if self.preset is not None or self.representation is not None:
+            return [(self.preset or CUSTOM, self.resolved())]
+        out = []
+        for name in CONVENTIONS:
+            cfg = replace(self, preset=name)
+            if name == "paper":
+                cfg = replace(cfg, protocol=PRESETS[name]["protocol"])
+            out.append((name, cfg.resolved()))
+        return out
 
     def protocol_for(self, trained_subset: str | None) -> str:
         """The protocol this evaluation uses for a run trained on ``trained_subset``."""

@@ -26,7 +26,8 @@ Defined values: no active latent (e.g. constant codes) gives train and eval accu
 (0 and 2*pi) and symmetric shapes, so perfect scores need not be reachable by an encoder.
 
 Result keys: ``train_accuracy``, ``eval_accuracy`` (headline), ``num_active_latents`` (the
-true count). dlib reports ``num_active_dims`` = total number of latents (a bug); it is added
+true count), ``vote_latent_per_factor`` (per factor, the latent most of its training votes went
+to, -1 without votes: what the warnings of ``dis_eval.metrics.activity`` check). dlib reports ``num_active_dims`` = total number of latents (a bug); it is added
 under that name only with ``report_dlib_fields=True`` (for parity checks).
 """
 
@@ -88,10 +89,13 @@ def _score(train_votes: np.ndarray, eval_votes: np.ndarray, active: np.ndarray,
     cols = np.arange(num_latents)
     train_acc = np.sum(train_votes[classifier, cols]) / np.sum(train_votes)
     eval_acc = np.sum(eval_votes[classifier, cols]) / np.sum(eval_votes)
+    # per factor, the latent most of its training votes went to (-1: the factor got no vote)
+    vote_latent = np.where(train_votes.sum(axis=1) > 0, np.argmax(train_votes, axis=1), -1)
     result = {
         "train_accuracy": float(train_acc),
         "eval_accuracy": float(eval_acc),
         "num_active_latents": int(active.sum()),
+        "vote_latent_per_factor": vote_latent.tolist(),
     }
     if report_dlib_fields:
         result["num_active_dims"] = int(num_latents)  # dlib's field: len(mask) = all latents

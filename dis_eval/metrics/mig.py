@@ -20,7 +20,9 @@ takes a single value among the drawn rows has entropy 0 and no gap to normalise:
 undefined (NaN in :func:`mig_gaps`), and the score raises a UserError (dlib would return
 NaN). With one latent there is no second-best latent: the second best counts as 0, so the
 gap is that latent's MI over the entropy (dlib would fail on the missing row). Keys:
-``discrete_mig`` (headline, dlib's name), ``mig_per_factor``.
+``discrete_mig`` (headline, dlib's name), ``mig_per_factor``, and per factor the latent with the
+largest MI and that MI (``top_latent_per_factor``, ``top_mi_per_factor``: what the warnings of
+``dis_eval.metrics.activity`` check against the latents' rates).
 """
 
 from __future__ import annotations
@@ -76,10 +78,12 @@ def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20,
             f"MIG is undefined: factor(s) {', '.join(bad)} take a single value among the "
             f"{factors.shape[0]} rows drawn; use more rows or a data set where they vary"
         )
-    per_factor, _ = mig_gaps(mi, entropy)
+    per_factor, top2 = mig_gaps(mi, entropy)
     return {
         "discrete_mig": float(np.mean(per_factor)),
         "mig_per_factor": per_factor.tolist(),
+        "top_latent_per_factor": top2[:, 0].tolist(),
+        "top_mi_per_factor": mi[top2[:, 0], np.arange(mi.shape[1])].tolist(),
     }
 
 

@@ -51,18 +51,29 @@ def mi_matrix(codes: np.ndarray, classes: np.ndarray, num_bins: int = 20) -> MIR
 
 def plot_mi_heatmap(codes: np.ndarray, classes: np.ndarray, stem: str | Path, *, title: str = "",
                     num_bins: int = 20, factor_names: Sequence[str] = FACTOR_NAMES,
-                    inactive: Sequence[int] = ()) -> tuple[list[Path], MIResult]:
+                    inactive: Sequence[int] = (), inactive_rule: str = "") -> tuple[list[Path], MIResult]:
     """Heatmap of MI (nats), rows latents, columns factors; per factor the largest MI has a
-    solid red frame, the second a dashed one, and the column label gives H and the gap."""
+    solid red frame, the second a dashed one, and the column label gives H and the gap.
+    Latents in ``inactive`` get a red "(inactive)" label and hatching; ``inactive_rule`` says
+    what made them inactive, and a factor whose top latent is inactive gets "top latent
+    INACTIVE" under its gap (the warning metrics.json records)."""
     res = mi_matrix(codes, classes, num_bins)
     d, f = res.mi.shape
-    fig, ax = plt.subplots(figsize=(1.5 * f + 2.5, 0.45 * d + 2.2))
-    ylabels = [f"z{j}" + (" (inactive)" if j in set(inactive) else "") for j in range(d)]
+    off = set(int(j) for j in inactive)
+    fig, ax = plt.subplots(figsize=(1.5 * f + 2.5, 0.45 * d + 2.4))
+    ylabels = [f"z{j}" + (" (inactive)" if j in off else "") for j in range(d)]
     gaps = ["undefined" if np.isnan(g) else f"{g:.3f}" for g in res.gap]
-    xlabels = [f"{factor_names[k]}\nH={res.entropy[k]:.2f}\ngap={gaps[k]}" for k in range(f)]
+    xlabels = [f"{factor_names[k]}\nH={res.entropy[k]:.2f}\ngap={gaps[k]}"
+               + ("\ntop latent INACTIVE" if int(res.top2[k, 0]) in off else "") for k in range(f)]
     sns.heatmap(res.mi, ax=ax, cmap="viridis", vmin=0.0, annot=True, fmt=".2f",
                 annot_kws={"fontsize": 7}, xticklabels=xlabels, yticklabels=ylabels,
                 cbar_kws={"label": "mutual information (nats)"})
+    for tick in ax.get_yticklabels():
+        if "(inactive)" in tick.get_text():
+            tick.set_color("red")
+    for j in sorted(off):
+        if 0 <= j < d:
+            ax.add_patch(Rectangle((0, j), f, 1, fill=False, hatch="///", edgecolor="red", lw=0, alpha=0.5))
     for k in range(f):
         best, second = res.top2[k]
         # Inset a little so that marks in neighbouring cells stay distinct.
@@ -75,6 +86,8 @@ def plot_mi_heatmap(codes: np.ndarray, classes: np.ndarray, stem: str | Path, *,
     ax.tick_params(axis="y", rotation=0)
     head = f"{title}\n" if title else ""
     mig = "undefined" if np.isnan(res.mig) else f"{res.mig:.3f}"
+    rule = f"\nhatched, red label: inactive ({inactive_rule})" if off and inactive_rule else (
+        "\nhatched, red label: inactive" if off else "")
     ax.set_title(f"{head}MI latent x factor, {len(codes):,} rows, {num_bins} equal-width bins; "
-                 f"MIG = {mig}\nsolid red: top latent per factor, dashed: second", fontsize=9)
+                 f"MIG = {mig}\nsolid red: top latent per factor, dashed: second{rule}", fontsize=9)
     return save_figure(fig, stem), res

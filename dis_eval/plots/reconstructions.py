@@ -39,10 +39,14 @@ class NoisyAverage:
 
 
 def plot_reconstructions(inputs: np.ndarray, recon_mean: np.ndarray, stem: str | Path, title: str = "",
-                         average: NoisyAverage | None = None) -> list[Path]:
-    """Rows: inputs, decoder(mean code) and, when ``average`` is given, the decoder output
-    averaged over its noisy codes."""
+                         average: NoisyAverage | None = None, recon_sample: np.ndarray | None = None) -> list[Path]:
+    """Rows, each labelled: inputs, decoder(mean code), when ``recon_sample`` is given the
+    decoder output of one noisy sample (what the model was trained to decode: for Echo the mean
+    code is never seen in training), and when ``average`` is given the decoder output averaged
+    over its noisy codes."""
     rows = [("input", inputs), ("reconstruction\n(mean code)", recon_mean)]
+    if recon_sample is not None:
+        rows.append(("reconstruction\n(one noisy sample)", recon_sample))
     if average is not None:
         rows.append((f"average over\n{average.num_draws} {average.noise_name} draws", average.images))
     k = inputs.shape[0]

@@ -72,12 +72,14 @@ class LatentSummary:
 
 @dataclass(frozen=True)
 class TraversalSeeds:
-    """The seed images traversals start from: their mean codes (K, D), the images (K, 64, 64)
-    and a name each for the files (default ``seed<k>``)."""
+    """The seed images traversals start from: their mean codes (K, D), the images (K, 64, 64),
+    a name each for the files (default ``seed<k>``) and, for a noisy model, one noisy sample of
+    each code (K, D), decoded beside the mean code's reconstruction."""
 
     codes: np.ndarray
     images: np.ndarray
     names: Sequence[str] | None = None
+    sample_codes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         k = len(self.codes)
@@ -96,6 +98,7 @@ class TraversalGrid:
     images: np.ndarray
     seed_image: np.ndarray
     recon: np.ndarray
+    recon_sample: np.ndarray | None = None  # decoded from one noisy sample of the seed image's code
 
 
 def traverse(decode: Decoder, seed_code: np.ndarray, values: np.ndarray, order: Sequence[int]) -> np.ndarray:
@@ -160,13 +163,17 @@ def plot_traversal_grid(grid: TraversalGrid, latents: LatentSummary, stem: str |
     for spine in ax.spines.values():
         spine.set_visible(False)
     side = fig.add_subplot(gs[0, 0])
-    pair = np.full((2 * h + 3 * gap + 10, w + 2 * gap), 1.0, dtype=np.float32)
-    pair[gap : gap + h, gap : gap + w] = grid.seed_image
-    pair[h + 2 * gap + 10 : 2 * h + 2 * gap + 10, gap : gap + w] = grid.recon
+    panels = [("input", grid.seed_image), ("recon.\n(mean code)", grid.recon)]
+    if grid.recon_sample is not None:
+        panels.append(("recon.\n(one noisy\nsample)", grid.recon_sample))
+    step = h + gap + 10
+    pair = np.full((len(panels) * step + gap, w + 2 * gap), 1.0, dtype=np.float32)
+    for i, (_, img) in enumerate(panels):
+        pair[gap + i * step : gap + i * step + h, gap : gap + w] = img
     side.imshow(pair, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     side.set_xticks([])
-    side.set_yticks([gap + h / 2, h + 2 * gap + 10 + h / 2])
-    side.set_yticklabels(["input", "recon.\n(mean)"], fontsize=7)
+    side.set_yticks([gap + i * step + h / 2 for i in range(len(panels))])
+    side.set_yticklabels([label for label, _ in panels], fontsize=7)
     side.tick_params(axis="y", length=0)
     for spine in side.spines.values():
         spine.set_visible(False)
@@ -217,10 +224,11 @@ def plot_traversals(decode: Decoder, latents: LatentSummary, seeds: TraversalSee
     """
     out_dir = Path(out_dir)
     recons = np.asarray(decode(np.asarray(seeds.codes, dtype=np.float32)))
+    samples = None if seeds.sample_codes is None else np.asarray(decode(np.asarray(seeds.sample_codes, dtype=np.float32)))
     paths: list[Path] = []
     for k, name in enumerate(seeds.names):
         grid = TraversalGrid(traverse(decode, seeds.codes[k], latents.values, latents.order),
-                             seeds.images[k], recons[k])
+                             seeds.images[k], recons[k], None if samples is None else samples[k])
         paths += plot_traversal_grid(grid, latents, out_dir / f"traversal_{name}",
                                      f"{title} — seed image {name}".strip(" —"))
         paths.append(traversal_gif(grid, latents, out_dir / f"traversal_{name}.gif"))

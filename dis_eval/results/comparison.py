@@ -27,8 +27,22 @@ COMPARISON_FILES: dict[str, str] = {
     "table2_csv": "table2.csv", "table2_md": "table2.md", "table2_tex": "table2.tex",
     "missing": "missing.txt",
 }
-# Table 2's two scores (the paper's FactorVAE score and MIG) when requested, else the first two.
+# Table 2's two scores (the paper's FactorVAE score and MIG) when requested - under the
+# authors' convention when scored, else disentanglement_lib's, else bare - else the first two.
 TABLE2_SCORES: tuple[str, ...] = ("factor_vae", "mig")
+TABLE2_CONVENTIONS: tuple[str | None, ...] = ("paper", "dlib", None)
+
+
+def table2_scores(scores: Sequence[str]) -> list[str]:
+    """The scores Table 2 shows, from those tabulated."""
+    from dis_eval.results.keys import labelled
+
+    for conv in TABLE2_CONVENTIONS:
+        names = [s if conv is None else labelled(conv, s) for s in TABLE2_SCORES]
+        present = [s for s in names if s in scores]
+        if present:
+            return present
+    return list(scores[:2])
 
 
 def missing_report(runs: Sequence[Run], scores: Sequence[str] | None = None) -> list[str]:
@@ -79,10 +93,10 @@ def write_comparison(runs: Sequence[Run], out_dir: str | os.PathLike, scores: Se
 
     write("csv", table.to_csv(index=False))
     write("md", to_markdown(disp))
-    write("tex", to_latex(display_table(table, scores, digits, latex=True), caption="mean ± sd over seeds"))
+    write("tex", to_latex(display_table(table, scores, digits, latex=True), caption="mean ± sd over training seeds (n: runs)"))
     t2, note = None, ""
     if with_table2 and scored:
-        t2_scores = [s for s in TABLE2_SCORES if s in scores] or scores[:2]
+        t2_scores = table2_scores(scores)
         try:
             t2 = table2(scored, t2_scores, digits)
         except UserError as exc:  # configs without model/beta keys: the plain table still stands

@@ -18,6 +18,22 @@ NON_CONFIG_KEYS: frozenset[str] = frozenset(
 # Evaluation fields of metrics.json that make a score a different quantity: part of the key.
 EVAL_KEYS: tuple[str, ...] = ("representation", "protocol")
 
+# A score under a named convention of metrics.json's ``protocols``: ``paper:mig``,
+# ``dlib:factor_vae.train_accuracy`` (bare names are the top-level record's, as before).
+CONVENTION_SEP = ":"
+
+
+def labelled(convention: str, score: str) -> str:
+    """``paper`` + ``mig`` -> ``paper:mig``."""
+    return f"{convention}{CONVENTION_SEP}{score}"
+
+
+def split_label(score: str) -> tuple[str | None, str]:
+    """``paper:mig.x`` -> (``paper``, ``mig.x``); a bare name -> (None, name)."""
+    conv, sep, rest = score.partition(CONVENTION_SEP)
+    return (conv, rest) if sep else (None, score)
+
+
 def is_number(value: Any) -> bool:
     """An int or float, not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from dis_eval.errors import UserError
-from dis_eval.results.keys import group_key, is_number, run_seed
+from dis_eval.results.keys import group_key, is_number, labelled, run_seed, split_label
 from dis_eval.run_dir import CONFIG_FILE, SUMMARY_FILE, RunDir
+from dis_eval.run_dir import PROTOCOL_BLOCKS as PROTOCOLS_KEY
 
 
 @dataclass
@@ -46,23 +47,65 @@ class Run:
         return self.metrics is not None and bool(self.scores())
 
     def scores(self) -> dict[str, float]:
-        """Flat scores: ``metric`` (headline) and ``metric.key`` (every numeric field)."""
+        """Flat scores: ``metric`` (headline) and ``metric.key`` (every numeric field) of the
+        top-level record, and the same labelled by convention (``paper:mig``,
+        ``dlib:mig.discrete_mig``) for each record under ``protocols``."""
         if self.metrics is None:
             return {}
-        out: dict[str, float] = {}
-        for metric, value in (self.metrics.get("headline") or {}).items():
-            if is_number(value):
-                out[str(metric)] = float(value)
-        for metric, fields in (self.metrics.get("scores") or {}).items():
-            if isinstance(fields, dict):
-                for key, value in fields.items():
-                    if is_number(value):
-                        out[f"{metric}.{key}"] = float(value)
+        out = _flat_scores(self.metrics)
+        for conv, record in self.records().items():
+            out.update({labelled(conv, k): v for k, v in _flat_scores(record).items()})
         return out
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """metrics.json's per-convention records (``protocols``), by name."""
+        blocks = (self.metrics or {}).get(PROTOCOLS_KEY)
+        return {str(k): v for k, v in blocks.items() if isinstance(v, dict)} if isinstance(blocks, dict) else {}
+
+    def _record_of(self, score: str) -> tuple[dict[str, Any] | None, str]:
+        conv, name = split_label(score)
+        return (self.metrics if conv is None else self.records().get(conv)), name
+
+    def metric_seed_spread(self, score: str) -> tuple[float, int] | None:
+        """(sd, n) of ``score`` over the metric seeds of its evaluation (``--repeats``), or None
+        when it was scored with one metric seed."""
+        from dis_eval.metrics import REGISTRY
+
+        record, name = self._record_of(score)
+        metric, _, key = name.partition(".")
+        if record is None or metric not in REGISTRY:
+            return None
+        entry = ((record.get("spread") or {}).get(metric) or {}).get(key or REGISTRY[metric][2])
+        if not isinstance(entry, dict) or not is_number(entry.get("std")) or not is_number(entry.get("n")):
+            return None
+        return float(entry["std"]), int(entry["n"])
+
+    def baselines(self, score: str) -> dict[str, float | None]:
+        """``{"random": value, "oracle": value}`` recorded beside a headline score (empty when
+        none was computed; None for a baseline undefined on its codes)."""
+        record, name = self._record_of(score)
+        entry = ((record or {}).get("baselines") or {}).get(name)
+        if "." in name or not isinstance(entry, dict):
+            return {}
+        return {str(k): (float(v["headline"]) if isinstance(v, dict) and is_number(v.get("headline")) else None)
+                for k, v in entry.items()}
 
     def group_key(self) -> dict[str, Any]:
         """Everything that defines the run's configuration (see ``grouping.group_key``)."""
         return group_key(self.config, self.metrics)
+
+
+def _flat_scores(record: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for metric, value in (record.get("headline") or {}).items():
+        if is_number(value):
+            out[str(metric)] = float(value)
+    for metric, fields in (record.get("scores") or {}).items():
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                if is_number(value):
+                    out[f"{metric}.{key}"] = float(value)
+    return out
 
 
 def _read_optional(path: Path, read: Callable[[], dict[str, Any] | None], problems: list[str]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dis_eval.results.axes import BETA_KEYS, LAMBDA_KEYS, MODEL_KEYS, data_label, first_key
-from dis_eval.results.keys import flatten
+from dis_eval.results.keys import flatten, split_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,15 +34,53 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
+# Columns of score_table per score, besides mean/sd/n over training seeds: the sd over metric
+# seeds (--repeats) and its n, and the random and oracle baselines. Never mixed with the sd
+# over training seeds (docs/reading-scores.md, "Two spreads").
+EXTRA_PARTS: tuple[str, ...] = ("sd_metric", "n_metric", "random", "oracle")
+
+
 def default_scores(runs: Sequence[Run]) -> list[str]:
-    """Headline scores present in any run (metric names without a ``.``), sorted."""
+    """Headline scores present in any run (metric names without a ``.``): labelled by
+    convention (``dlib:mig``, ``paper:mig``: metric first, then the conventions in their order)
+    when runs record conventions, else the bare names; sorted."""
+    from dis_eval.config.evaluation import CONVENTIONS
+
     names = {k for r in runs for k in r.scores() if "." not in k}
-    return sorted(names)
+    labelled = {k for k in names if split_label(k)[0] is not None}
+    if not labelled:
+        return sorted(names)
+    order = {c: i for i, c in enumerate(CONVENTIONS)}
+
+    def key(name: str) -> tuple:
+        conv, metric = split_label(name)
+        return (metric, order.get(conv, len(order)), conv)
+
+    return sorted(labelled, key=key)
+
+
+def _pooled_metric_sd(members: Sequence[Run], score: str) -> tuple[float, int]:
+    """The sd over metric seeds, pooled over a configuration's runs (root mean variance), and
+    the number of metric seeds (the smallest among the runs); (NaN, 0) without repeats."""
+    spreads = [sp for sp in (r.metric_seed_spread(score) for r in members) if sp is not None]
+    if not spreads:
+        return math.nan, 0
+    return math.sqrt(sum(sd * sd for sd, _ in spreads) / len(spreads)), min(n for _, n in spreads)
+
+
+def _baseline(members: Sequence[Run], score: str, kind: str) -> float:
+    """A configuration's baseline (the same for runs of the same data, settings and seeds;
+    their mean if they differ, e.g. in the number of latents); NaN when none was recorded."""
+    vals = [v for v in (r.baselines(score).get(kind) for r in members) if v is not None]
+    return sum(vals) / len(vals) if vals else math.nan
 
 
 def score_table(grouped: Grouped, scores: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per configuration: its varying keys, ``n`` (runs), ``seeds``, and per score
-    ``<score>_mean``, ``<score>_sd`` and ``<score>_n`` (runs that have that score)."""
+    ``<score>_mean``, ``<score>_sd`` and ``<score>_n`` (over training seeds: runs that have
+    that score), ``<score>_sd_metric`` and ``<score>_n_metric`` (over metric seeds, pooled over
+    the runs; NaN and 0 without ``--repeats``), ``<score>_random`` and ``<score>_oracle`` (the
+    baselines; NaN when not recorded)."""
     import pandas as pd
 
     runs = [r for _, rs in grouped.groups for r in rs]
@@ -56,9 +94,12 @@ def score_table(grouped: Grouped, scores: Sequence[str] | None = None) -> pd.Dat
             vals = [r.scores()[s] for r in members if s in r.scores()]
             m, sd = mean_sd(vals)
             row[f"{s}_mean"], row[f"{s}_sd"], row[f"{s}_n"] = m, sd, len(vals)
+            row[f"{s}_sd_metric"], row[f"{s}_n_metric"] = _pooled_metric_sd(members, s)
+            row[f"{s}_random"] = _baseline(members, s, "random")
+            row[f"{s}_oracle"] = _baseline(members, s, "oracle")
         rows.append(row)
     columns = list(grouped.key_columns) + ["n", "seeds"]
-    columns += [f"{s}_{part}" for s in scores for part in ("mean", "sd", "n")]
+    columns += [f"{s}_{part}" for s in scores for part in ("mean", "sd", "n", *EXTRA_PARTS)]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -73,15 +114,30 @@ def format_cell(mean: float, sd: float | None, n: int | None = None, digits: int
 
 
 def display_table(table: pd.DataFrame, scores: Sequence[str], digits: int = 2, latex: bool = False) -> pd.DataFrame:
-    """Key columns, ``n`` and one ``mean ± sd`` column per score, as strings."""
+    """Key columns, ``n`` (training seeds) and per score a ``mean ± sd`` column (sd over
+    training seeds), then - only where some run recorded them - ``<score> sd over metric
+    seeds`` (``sd (n=...)``) and ``<score> random / oracle`` (the baselines), as strings."""
     key_cols = [c for c in table.columns if not any(c.startswith(f"{s}_") for s in scores) and c != "seeds"]
     out = table[key_cols].copy()
+    dash = "--" if latex else "–"
     for s in scores:
         out[s] = [
             format_cell(m, sd, n, digits, latex)
             for m, sd, n in zip(table[f"{s}_mean"], table[f"{s}_sd"], table[f"{s}_n"], strict=True)
         ]
+        if (table[f"{s}_n_metric"] > 0).any():
+            out[f"{s} sd over metric seeds"] = [
+                f"{sd:.{digits + 1}f} (n={int(n)})" if n > 0 else dash
+                for sd, n in zip(table[f"{s}_sd_metric"], table[f"{s}_n_metric"], strict=True)]
+        if table[[f"{s}_random", f"{s}_oracle"]].notna().any(axis=None):
+            out[f"{s} random / oracle"] = [
+                f"{_fmt(r, digits, dash)} / {_fmt(o, digits, dash)}"
+                for r, o in zip(table[f"{s}_random"], table[f"{s}_oracle"], strict=True)]
     return out
+
+
+def _fmt(value: float, digits: int, dash: str) -> str:
+    return dash if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def config_label(key: dict[str, Any], columns: Sequence[str]) -> str:

@@ -54,7 +54,12 @@ def add_scoring(p: argparse.ArgumentParser, protocol: bool) -> None:
     p.add_argument("--set", action="append", default=[], metavar="METRIC.KEY=VALUE", dest="set_",
                    help="override a metric setting, e.g. factor_vae.num_train=1000 (repeatable)")
     p.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                   help="settings bundle: dlib (study defaults) or paper (the Echo authors' evaluation)")
+                   help="score one convention only: dlib (mean codes, study defaults) or paper (the Echo authors': "
+                        "noisy sample, full grid). Default (no --preset, no --representation): both, side by side "
+                        "(paper only for Echo/VAE codes)")
+    p.add_argument("--no-baselines", dest="baselines", action="store_false",
+                   help="skip the random-codes and oracle baselines beside each score (cached once per data set, "
+                        "subset and settings)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
 
 
@@ -65,28 +70,44 @@ def eval_config(args: argparse.Namespace, **extra: Any) -> Any:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     return EvalConfig(metrics=tuple(metrics) if metrics is not None else None, representation=args.representation,
                       protocol=getattr(args, "protocol", None), seed=args.seed, repeats=args.repeats,
-                      settings=EvalConfig.settings_from_overrides(args.set_), preset=args.preset, **extra)
+                      settings=EvalConfig.settings_from_overrides(args.set_), preset=args.preset,
+                      baselines=args.baselines, **extra)
 
 
 def print_scores(result: dict[str, Any], as_json: bool) -> None:
-    """A metrics result on stdout: one line per metric, or the whole record as JSON."""
-    import json
+    """A metrics result on stdout: per convention scored, one line per metric (with its sd over
+    metric seeds and its random/oracle baselines), then the warnings; or the whole record as JSON."""
     import sys
 
+    from dis_eval.atomic import strict_json_dumps
     from dis_eval.metrics import REGISTRY
     from dis_eval.metrics.utils import to_builtin
+    from pipelines.evaluate.scoring import NOT_SCORED_KEY, PROTOCOLS_KEY, warning_lines
 
     if as_json:
-        json.dump(to_builtin(result), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(strict_json_dumps(to_builtin(result), indent=2) + "\n")
         return
-    print(f"representation={result.get('representation')} protocol={result.get('protocol')} "
-          f"seed={result.get('seed')} rows={result.get('data', {}).get('rows')}")
-    spread = result.get("spread") or {}
-    for metric, value in result["headline"].items():
-        key = REGISTRY[metric][2]
-        sd = spread.get(metric, {}).get(key, {}).get("std")
-        extra = f" +- {sd:.4f} (n={result.get('repeats')})" if sd is not None else ""
-        secs = result.get("timings", {}).get("metrics_s", {}).get(metric)
-        timing = f"   [{secs:.2f} s]" if secs is not None else ""
-        print(f"  {metric:<24} {key:<28} {value:.4f}{extra}{timing}")
+    blocks = result.get(PROTOCOLS_KEY) or {result.get("convention") or "scores": result}
+    for name, rec in blocks.items():
+        print(f"[{name}] representation={rec.get('representation')} protocol={rec.get('protocol')} "
+              f"seed={rec.get('seed')} rows={rec.get('data', {}).get('rows')}")
+        spread = rec.get("spread") or {}
+        baselines = rec.get("baselines") or {}
+        for metric, value in rec["headline"].items():
+            key = REGISTRY[metric][2]
+            sd = spread.get(metric, {}).get(key, {}).get("std")
+            extra = f" +- {sd:.4f} (sd over {rec.get('repeats')} metric seeds)" if sd is not None else ""
+            base = baselines.get(metric) or {}
+            ref = "".join(f"  {kind} {_num(b.get('headline'))}" for kind, b in base.items())
+            ref = f"   [baselines:{ref}]" if ref else ""
+            secs = rec.get("timings", {}).get("metrics_s", {}).get(metric)
+            timing = f"   [{secs:.2f} s]" if secs is not None else ""
+            print(f"  {metric:<24} {key:<28} {_num(value)}{extra}{ref}{timing}")
+    for name, why in (result.get(NOT_SCORED_KEY) or {}).items():
+        print(f"[{name}] not scored: {why}")
+    for line in warning_lines(result):
+        print(line)
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "undefined"

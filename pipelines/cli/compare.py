@@ -1,4 +1,6 @@
-"""``dis-eval compare RUNS...``: score tables (mean ± sd over seeds) and score plots.
+"""``dis-eval compare RUNS...``: score tables (mean ± sd over training seeds; the sd over metric
+seeds and the random / oracle baselines in columns of their own; one column per convention
+scored, e.g. dlib:mig and paper:mig) and score plots.
 
     dis-eval compare runs/                      # every run folder below runs/
     dis-eval compare runs/a runs/b --out cmp    # named runs, outputs in ./cmp

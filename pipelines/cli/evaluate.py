@@ -73,21 +73,25 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_encoder_file(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     from dis_eval.device import resolve_device
-    from dis_eval.encode import load_encoder
-    from pipelines.evaluate import evaluate_encoder, finish_record
+    from dis_eval.encode import LazyCodes, encode_data, load_encoder
     from pipelines.evaluate.codes_file import save_codes_file
     from pipelines.evaluate.data import data_record, load_eval_data
+    from pipelines.evaluate.scoring import ScoreContext, score_plan
 
-    config = config.resolved()
     source = args.data or "dsprites"
-    subset = args.subset if config.protocol != "full" else None
+    subset = args.subset if config.plan()[0][1].protocol != "full" else None
     t0 = time.perf_counter()
     encoder = load_encoder(args.encoder)
-    data = load_eval_data(source, subset, resolve_device(config.device))
-    result, codes = evaluate_encoder(encoder, data, config, lazy=not args.save_codes)  # saving needs every row
-    result["timings"]["total_s"] = time.perf_counter() - t0
-    result = finish_record(result, data_record(data, source, subset), config.protocol or ("subset" if subset else "full"),
-                           config, {"encoder": {"kind": "file", "path": args.encoder}})
+    device = resolve_device(config.device)
+    data = load_eval_data(source, subset, device)
+    options = {"batch_size": config.batch_size, "device": device, "compile": config.compile}
+    # saving needs every row; otherwise rows are encoded when a metric first asks for them
+    codes = encode_data(encoder, data, **options) if args.save_codes else LazyCodes(encoder, data, **options)
+    context = ScoreContext(source={"kind": "file", "path": args.encoder})
+    result = score_plan(data, codes, config, data_record(data, source, subset), context)
+    result["timings"]["run_total_s"] = time.perf_counter() - t0
+    result["timings"]["encode_s"] = codes.info["encode_seconds"]
+    result["encode"] = {k: v for k, v in codes.info.items() if k != "encode_seconds"}
     if args.save_codes:
         save_codes_file(args.save_codes, codes, data)
     return result

@@ -27,8 +27,8 @@ def register(subparsers: Any) -> None:
     add_device(p)
     p.add_argument("--rows", type=int, default=None, help="encode only N random rows (default: all rows of the run's data)")
     p.add_argument("--seed-images", type=int, default=3, help="traversal seed images (default 3)")
-    p.add_argument("--representation", choices=REPRESENTATIONS, default="mean",
-                   help="codes for the MI heatmap (default mean, disentanglement_lib's)")
+    p.add_argument("--representation", choices=REPRESENTATIONS, default=None,
+                   help="codes for the MI heatmap (default: mean codes, and the noisy sample too for Echo/VAE)")
     add_seed(p, "random seed for the rows drawn (default 0)")
     add_quiet(p)
     p.set_defaults(func=run)

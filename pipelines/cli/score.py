@@ -40,12 +40,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dis_eval.provenance import sha256_file
     from dis_eval.run_dir import merge_metrics_file
-    from pipelines.evaluate import finish_record, score_codes
     from pipelines.evaluate.codes_file import load_codes_file
     from pipelines.evaluate.data import data_record, load_eval_data
+    from pipelines.evaluate.scoring import ScoreContext, score_plan
 
-    config = eval_config(args).resolved()
+    config = eval_config(args)
     if args.factors:
         if args.subset or args.data != "grid":
             raise UserError("--factors replaces dSprites' factors: leave out --data and --subset")
@@ -57,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
         data = load_eval_data(args.data, args.subset, "cpu", need_images=False)
         source = args.data
     codes, data = load_codes_file(args.codes, data)
-    result = score_codes(data, codes, config)
-    protocol = "full" if data.is_full_grid else "subset"
-    result = finish_record(result, data_record(data, source, args.subset), protocol, config,
-                           {"encoder": {"kind": "codes", "path": args.codes}})
+    context = ScoreContext(source={"kind": "codes", "path": args.codes, "sha256": sha256_file(args.codes)})
+    result = score_plan(data, codes, config, data_record(data, source, args.subset), context)
     if args.out:
         merge_metrics_file(args.out, result)
     print_scores(result, args.json)

@@ -25,10 +25,13 @@ def load_eval_data(source: str, subset: str | None, device: Any = "cpu", need_im
 
 
 def data_record(data: Any, source: str, subset: str | None) -> dict[str, Any]:
-    """What metrics.json says about the rows scored."""
+    """What metrics.json says about the rows scored: source, subset and its recipe, the number
+    of rows, and checksums of the rows (indices and factor classes) and of their images."""
     from dis_eval.metrics.utils import to_builtin
+    from dis_eval.provenance import data_checksums
 
+    info = dict(getattr(data, "info", {}) or {})
     return to_builtin({
-        "source": source, "subset": subset, "rows": len(data),
-        "is_full_grid": bool(data.is_full_grid), "info": dict(getattr(data, "info", {}) or {}),
+        "source": source, "subset": subset, "subset_recipe": info.get("subset"), "rows": len(data),
+        "is_full_grid": bool(data.is_full_grid), **data_checksums(data), "info": info,
     })

@@ -105,7 +105,11 @@ class SweepSpec:
         """What every job stores (``sweep_job.json``) and fingerprints: the evaluation resolved,
         a preset expanded into the metrics, representation, protocol and counts it stands for.
         A job then says what it computes without the code's presets, and a preset whose
-        numbers change yields new fingerprints instead of reusing runs scored the old way."""
+        numbers change yields new fingerprints instead of reusing runs scored the old way.
+        An evaluation that scores both conventions side by side (no preset, no representation:
+        ``EvalConfig.plan``) is stored as chosen, so that the job still scores both."""
+        if len(self.evaluation.plan()) > 1:
+            return self.evaluation.as_dict()
         return self.evaluation.resolved().as_dict()
 
 
