@@ -57,10 +57,11 @@ def _scores(metrics_path: Path) -> dict[str, Any]:
 
 
 def _check(scenario: Scenario, tmp_path: Path, reference: Any, seed: int) -> None:
+    first = len(scenario.log)
     try:
         kill_and_check(scenario, tmp_path / f"kill{seed}", seed, reference, kills=CHAIN)
     finally:
-        LOG.extend(scenario.log)
+        LOG.extend(scenario.log[first:])
 
 
 def _reference(scenario: Scenario, tmp: Path) -> Any:

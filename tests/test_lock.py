@@ -162,3 +162,24 @@ def test_train_resume_while_another_process_trains_is_a_one_line_error(
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+MERGER = ("import sys\nfrom dis_eval.run_dir import RunDir\nrun, tag = RunDir(sys.argv[1]), sys.argv[2]\n"
+          "print('ready', flush=True); sys.stdin.readline()\n"
+          "for i in range(60):\n"
+          "    run.write_metrics({'scores': {f'{tag}{i}': {'v': i}}, 'headline': {f'{tag}{i}': float(i)}})\n")
+
+
+def test_two_processes_merging_at_full_speed_lose_no_result(tmp_path: Path) -> None:
+    """The merge itself under contention: two processes each merge 60 results back to back into
+    one metrics.json (without the lock, read-merge-write races lose some)."""
+    run = RunDir(tmp_path / "run")
+    procs = [subprocess.Popen([sys.executable, "-c", MERGER, str(run.path), tag], cwd=REPO, env=cli_env(),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for tag in ("a", "b")]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    for p in procs:  # start both at once
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert sorted(run.read_metrics()["headline"]) == sorted(f"{t}{i}" for t in "ab" for i in range(60))
