@@ -24,6 +24,7 @@ from dis_eval.models.discriminator import (
     permute_dims,
     tc_estimate,
 )
+from dis_eval.rng import Draws
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Objective:
         self._model_params = [p for p in model.parameters() if p.requires_grad]
         self._disc_params = [] if discriminator is None else list(discriminator.parameters())
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> StepOutput:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | Draws | None = None) -> StepOutput:
         mean, aux = self.model.encode(x)
         z = self.model.sample_latent(mean, aux, generator)
         logits = self.model.decode(z)

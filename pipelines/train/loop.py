@@ -3,10 +3,11 @@ config in, run folder out.
 
 The host reads the losses (one sync) every ``log_every`` steps and at checkpoints.
 
-Exact resumption (CPU): model, optimiser(s), discriminator, every generator (data sampling, noise,
-torch/numpy/Python global) and the step counter are checkpointed atomically every
+Exact resumption (CPU): model, optimiser(s), discriminator, the global generators (torch/numpy/
+Python) and the step counter are checkpointed atomically every
 ``checkpoint_every`` steps; logs are flushed at the same steps, so a resumed run repeats the
-uninterrupted run's arithmetic and metrics bit for bit.
+uninterrupted run's arithmetic and metrics bit for bit. A step's batch and noise are counter-based
+(``dis_eval.rng``): a function of the seed and the step alone, so no generator state is saved.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dis_eval.models.checkpoint import atomic_torch_save, global_rng_state, load
 from dis_eval.run_dir import RunDir
 from pipelines.train.engine import Training, build_training, use_cuda_graph
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: counter-based random numbers (1 held generator states)
 RECON_IMAGES = 8
 
 
@@ -174,7 +175,7 @@ def _save_checkpoint(run: RunDir, cfg_dict: dict, step: int, t: Training, wall_s
         "config": cfg_dict,
         "model": t.model.state_dict(),
         "optimizer": t.opts[0].state_dict(),
-        "rng": {"data": t.g_data.get_state(), "noise": t.g_noise.get_state(), "global": global_rng_state()},
+        "rng": {"global": global_rng_state()},
         "last": last,
     }
     if t.disc is not None:
