@@ -40,6 +40,14 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
 
 
+def term_names(family: str, has_discriminator: bool) -> tuple[str, ...]:
+    """The logged loss terms, in order (single models and packs)."""
+    names = ["loss", "reconstruction", "rate" if family == "echo" else "kl"]
+    if has_discriminator:
+        names += ["tc", "disc_loss", "disc_accuracy"]
+    return tuple(names)
+
+
 class Objective:
     """The per-family loss: the only thing that differs between models in the training loop."""
 
@@ -53,11 +61,7 @@ class Objective:
         self.beta = float(beta)
         self.tc_weight = float(tc_weight)
         self.discriminator = discriminator
-        rate = "rate" if model.family == "echo" else "kl"
-        names = ["loss", "reconstruction", rate]
-        if discriminator is not None:
-            names += ["tc", "disc_loss", "disc_accuracy"]
-        self.term_names: tuple[str, ...] = tuple(names)
+        self.term_names: tuple[str, ...] = term_names(model.family, discriminator is not None)
         self._model_params = [p for p in model.parameters() if p.requires_grad]
         self._disc_params = [] if discriminator is None else list(discriminator.parameters())
 

@@ -44,13 +44,14 @@ def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
 class RunningStats:
     """Loss sums, per-dimension rate sums and NaN flags kept on the device between host reads."""
 
-    def __init__(self, n_terms: int, n_latents: int, device: torch.device) -> None:
-        self.sum = torch.zeros(n_terms, dtype=torch.float64, device=device)
-        self.rate_sum = torch.zeros(n_latents, dtype=torch.float64, device=device)
-        # The step counter also keys the step's random numbers (dis_eval.rng.Draws).
+    def __init__(self, n_terms: int, n_latents: int, device: torch.device, members: int | None = None) -> None:
+        lead = () if members is None else (members,)  # a pack keeps one row per member
+        self.sum = torch.zeros(*lead, n_terms, dtype=torch.float64, device=device)
+        self.rate_sum = torch.zeros(*lead, n_latents, dtype=torch.float64, device=device)
         self.count = torch.zeros((), dtype=torch.int64, device=device)
+        # The step counter also keys the step's random numbers (dis_eval.rng.Draws).
         self.step = torch.zeros((), dtype=torch.int64, device=device)  # completed steps
-        self.first_bad = torch.full((n_terms,), -1, dtype=torch.int64, device=device)
+        self.first_bad = torch.full((*lead, n_terms), -1, dtype=torch.int64, device=device)
 
     @torch.no_grad()
     def update(self, terms: torch.Tensor, rate_per_dim: torch.Tensor) -> None:
@@ -69,6 +70,23 @@ class RunningStats:
         means = [v / max(count, 1) for v in packed[:n_terms]]
         rates = [v / max(count, 1) for v in packed[n_terms:n_terms + self.rate_sum.numel()]]
         bad = [int(v) for v in packed[n_terms + self.rate_sum.numel():-1]]
+        self.sum.zero_()
+        self.rate_sum.zero_()
+        self.count.zero_()
+        return means, rates, bad, count
+
+    def read_members_and_reset(self) -> tuple[list[list[float]], list[list[float]], list[list[int]], int]:
+        """A pack's (mean terms, mean rate per dim, first bad step per term) per member, and the
+        count: one host sync."""
+        m, n_terms = self.sum.shape
+        n_lat = self.rate_sum.shape[1]
+        packed = torch.cat([self.sum, self.rate_sum, self.first_bad.double()], dim=1)
+        flat = torch.cat([packed.flatten(), self.count.double().view(1)]).tolist()
+        count = int(flat[-1])
+        rows = [flat[i * (2 * n_terms + n_lat):(i + 1) * (2 * n_terms + n_lat)] for i in range(m)]
+        means = [[v / max(count, 1) for v in r[:n_terms]] for r in rows]
+        rates = [[v / max(count, 1) for v in r[n_terms:n_terms + n_lat]] for r in rows]
+        bad = [[int(v) for v in r[n_terms + n_lat:]] for r in rows]
         self.sum.zero_()
         self.rate_sum.zero_()
         self.count.zero_()
@@ -143,26 +161,40 @@ class Training:
     run_step: Callable[[], None]  # what the loop calls: the eager step or its CUDA-graph replay
 
 
-def build_training(cfg: TrainConfig, data: Any, device: torch.device, ckpt: dict | None = None) -> Training:
-    """Seed, build model/discriminator/optimisers/generators on ``device`` for ``data`` (its
-    images on ``device``), restore ``ckpt``."""
-    # Global generators seed the model init (on the CPU: same weights on any device); every draw
-    # of a step (batch rows; Echo orders / Gaussian noise / TC permutation) is counter-based.
+def init_model(cfg: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """Seed the global generators from ``cfg.seed`` and build the model (and discriminator) on the
+    CPU: the same initial weights on any device, alone or in a pack."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     random.seed(cfg.seed)
-    spec = cfg.model_spec
-    model, disc = build_model(spec)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=fmt)
-    if disc is not None:
-        disc.to(device)
-    graph = use_cuda_graph(cfg, device)
+    return build_model(cfg.model_spec)
+
+
+def make_optimizers(cfg: TrainConfig, model: torch.nn.Module, disc: torch.nn.Module | None,
+                    device: torch.device, graph: bool) -> list[torch.optim.Optimizer]:
+    """Adam for the model (and one for the discriminator): fused and capturable on CUDA. Adam is
+    elementwise, so one Adam over a pack's stacked parameters is M separate Adams."""
     adam = dict(fused=True, capturable=graph) if device.type == "cuda" else {}
     opts = [torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, **adam)]
     if disc is not None:
         opts.append(torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=cfg.disc_betas,
                                      eps=cfg.adam_eps, **adam))
+    return opts
+
+
+def build_training(cfg: TrainConfig, data: Any, device: torch.device, ckpt: dict | None = None) -> Training:
+    """Seed, build model/discriminator/optimisers on ``device`` for ``data`` (its images on
+    ``device``), restore ``ckpt``."""
+    # Global generators seed the model init; every draw of a step (batch rows; Echo orders /
+    # Gaussian noise / TC permutation) is counter-based (dis_eval.rng).
+    spec = cfg.model_spec
+    model, disc = init_model(cfg)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=fmt)
+    if disc is not None:
+        disc.to(device)
+    graph = use_cuda_graph(cfg, device)
+    opts = make_optimizers(cfg, model, disc, device, graph)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opts[0].load_state_dict(ckpt["optimizer"])
@@ -181,5 +213,3 @@ def build_training(cfg: TrainConfig, data: Any, device: torch.device, ckpt: dict
     step = make_train_step(objective, opts, data, draws, stats, cfg.batch_size, fmt)
     run = StepGraph(step, device) if graph else step
     return Training(model, disc, objective, opts, data, draws, stats, fmt, step, run)
-
-

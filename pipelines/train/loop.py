@@ -48,24 +48,13 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike | RunDir, resum
 
 
 def _train(config: TrainConfig | None, run: RunDir, resume: bool, progress: bool, data: Any) -> Path:
-    from dis_eval.data import DataSpec, load_data
-
     cfg, ckpt = _prepare_run_dir(config, run, resume)
-    spec = DataSpec(cfg.data, cfg.subset)
-    spec.source_path()  # a missing data file fails here, before anything is built
-    device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.benchmark = True
+    device = training_device(cfg)
     cfg_dict = cfg.to_dict()
     cfg_dict["device_used"] = str(device)
     if not resume:
         run.write_config(cfg_dict)
-    if data is None:
-        data = load_data(spec, device=device)
-    elif data.device != device:
-        data = data.to(device)
+    data = training_data(cfg, device, data)
 
     t = build_training(cfg, data, device, ckpt)
     model, objective, stats, run_step = t.model, t.objective, t.stats, t.run_step
@@ -138,6 +127,28 @@ def _train(config: TrainConfig | None, run: RunDir, resume: bool, progress: bool
                    **_summary_fields(objective, last))
     run.write_summary(summary)
     return run.path
+
+
+def training_device(cfg: TrainConfig) -> torch.device:
+    """The device ``cfg`` trains on, its backend flags set; a missing data file fails here first."""
+    from dis_eval.data import DataSpec
+
+    DataSpec(cfg.data, cfg.subset).source_path()
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def training_data(cfg: TrainConfig, device: torch.device, data: Any = None) -> Any:
+    """The training images on ``device``: ``data`` if given (moved if needed), else loaded."""
+    from dis_eval.data import DataSpec, load_data
+
+    if data is None:
+        return load_data(DataSpec(cfg.data, cfg.subset), device=device)
+    return data if data.device == device else data.to(device)
 
 
 def _prepare_run_dir(config: TrainConfig | None, run: RunDir, resume: bool
