@@ -169,10 +169,22 @@ class PackModel(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m, b = x.shape[:2]
         x = x.reshape(m, b, *x.shape[-2:]).transpose(0, 1).contiguous(memory_format=self.memory_format)
-        a, aux = self.encoder(x)
+        return self._activate(*self.encoder(x))
+
+    def encode_shared(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member encodes the same images x (B, 1, 64, 64): (M, B, D) x 2. The first
+        convolution is one ordinary conv with M*32 output channels (the input is not copied M
+        times); the rest is the grouped encoder."""
+        first = self.encoder.trunk[0]
+        h = F.conv2d(x.contiguous(memory_format=self.memory_format), first.weight.flatten(0, 1),
+                     first.bias.flatten(), first.stride, first.padding)
+        h = self.encoder.trunk[1:](h)
+        return self._activate(self.encoder.head_a(h), self.encoder.head_b(h))
+
+    def _activate(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.family != "echo":
-            return a, aux
-        return torch.tanh(a / F_INPUT_SCALE), self.log_clip.view(-1, 1, 1) + F.logsigmoid(aux)
+            return a, b
+        return torch.tanh(a / F_INPUT_SCALE), self.log_clip.view(-1, 1, 1) + F.logsigmoid(b)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         logits = self.decoder(z)  # (B, M, 64, 64)

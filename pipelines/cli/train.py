@@ -49,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
     from dis_eval.config.train import TrainConfig
     from dis_eval.run_dir import RunDir
     from pipelines.train import train
-    from pipelines.train.pack import expand_members, is_pack, parse_seeds, split_weight_lists, train_pack
+    from pipelines.train.pack import (
+        expand_members,
+        is_pack,
+        parse_seeds,
+        split_weight_lists,
+        train_pack,
+    )
 
     flags = [f"{key}={getattr(args, key)}" for key in FLAG_KEYS if getattr(args, key) is not None]
     if args.resume:
