@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -72,6 +73,7 @@ MEMBER_KEYS: tuple[str, ...] = ("seed", "beta", "gamma", "lambda_tc")
 # Loss weights that may be given as a list (``beta=1,2,4``), with their folder-name prefixes.
 WEIGHT_KEYS: dict[str, str] = {"beta": "beta", "gamma": "gamma", "lambda_tc": "lambda"}
 _WEIGHT_SPELLINGS = {"beta": "beta", "gamma": "gamma", "lambda": "lambda_tc", "lambda_tc": "lambda_tc"}
+_MEMBER_PATH = re.compile(r"^(\.\./\.\./)?(?!\.\.?$)[^/\\]+$")
 # Derived config keys that follow from the member keys.
 _DERIVED_MEMBER_KEYS = ("tc_weight",)
 
@@ -182,12 +184,14 @@ class PackDir:
         return self.manifest.is_file()
 
     def member_names(self) -> list[str]:
+        """The members' folders relative to the pack folder: a name (``seed0``: inside it), or
+        ``../../name`` (a sweep's pack: its members are the sweep's run folders)."""
         from dis_eval.run_dir import read_json_object
 
         raw = read_json_object(self.manifest)
         names = raw.get("members") if raw else None
-        if not (isinstance(names, list) and names and all(isinstance(n, str) and n and "/" not in n
-                                                          and n not in (".", "..") for n in names)):
+        if not (isinstance(names, list) and names and all(isinstance(n, str) and _MEMBER_PATH.match(n)
+                                                          for n in names)):
             raise UserError(f"{self.manifest} is damaged (no list of member folders)")
         return names
 
@@ -318,21 +322,23 @@ def member_checkpoint(pack_ckpt: dict[str, Any], m: int) -> dict[str, Any]:
 # ---- the loop ---------------------------------------------------------------------------------------
 
 def train_pack(configs: Sequence[TrainConfig] | None, pack_dir: str | os.PathLike, resume: bool = False,
-               progress: bool = True, data: Any = None) -> Path:
+               progress: bool = True, data: Any = None, member_dirs: Sequence[str] | None = None) -> Path:
     """Train ``configs`` as one pack into ``pack_dir`` (or continue it: ``resume=True``, configs
-    None); returns the pack folder. The pack's and every member's locks are held throughout."""
+    None); returns the pack folder. ``member_dirs``: the members' folders relative to the pack
+    folder (default: named by :func:`member_name`, inside it). The pack's and every member's
+    locks are held throughout."""
     pdir = PackDir(pack_dir)
     with ExitStack() as stack:
         stack.enter_context(pdir.root.lock("train"))
-        cfgs, names, ckpt = _prepare_pack(configs, pdir, resume)
+        cfgs, names, ckpt = _prepare_pack(configs, pdir, resume, member_dirs)
         members = [RunDir(pdir.path / n) for n in names]
         for run in members:
-            stack.enter_context(run.lock("train"))
-        return _train_pack(cfgs, pdir, members, ckpt, resume, progress, data)
+            stack.enter_context(run.lock("train"))  # also creates the member's folder
+        return _train_pack(cfgs, pdir, members, names, ckpt, resume, progress, data)
 
 
-def _prepare_pack(configs: Sequence[TrainConfig] | None, pdir: PackDir, resume: bool
-                  ) -> tuple[list[TrainConfig], list[str], dict | None]:
+def _prepare_pack(configs: Sequence[TrainConfig] | None, pdir: PackDir, resume: bool,
+                  member_dirs: Sequence[str] | None = None) -> tuple[list[TrainConfig], list[str], dict | None]:
     if resume:
         if not pdir.is_pack():
             raise UserError(f"cannot resume {pdir.path} as a pack: no {PACK_FILE} there")
@@ -348,7 +354,7 @@ def _prepare_pack(configs: Sequence[TrainConfig] | None, pdir: PackDir, resume: 
         if ckpt is not None and ckpt.get("version") != PACK_VERSION:
             raise UserError(f"{pdir.checkpoint} has pack checkpoint version {ckpt.get('version')}, "
                             f"expected {PACK_VERSION}")
-        return cfgs, [r.name for r in members], ckpt
+        return cfgs, pdir.member_names(), ckpt
     if configs is None:
         raise UserError("train_pack needs the members' configs (or resume=True)")
     cfgs = list(configs)
@@ -356,7 +362,9 @@ def _prepare_pack(configs: Sequence[TrainConfig] | None, pdir: PackDir, resume: 
     if pdir.is_pack() or RunDir(pdir.path).is_run():
         raise UserError(f"{pdir.path} already holds a run or pack; continue it with --resume {pdir.path} "
                         "or choose another --run-dir")
-    names = [member_name(c, varied_keys(cfgs)) for c in cfgs]
+    names = list(member_dirs) if member_dirs is not None else [member_name(c, varied_keys(cfgs)) for c in cfgs]
+    if len(names) != len(cfgs) or not all(_MEMBER_PATH.match(n) for n in names):
+        raise UserError("one member folder per config, each a name or ../../name")
     for n in names:
         if RunDir(pdir.path / n).is_run():
             raise UserError(f"{pdir.path / n} already holds a run; choose another --run-dir")
@@ -368,16 +376,16 @@ class _PackLog:
     """Per-member logs: TensorBoard writers, the summary.json values, retirements."""
 
     def __init__(self, t: PackTraining, members: list[RunDir], start: int, device: torch.device,
-                 ckpt: dict | None) -> None:
+                 ckpt: dict | None, pack_path: Path) -> None:
         self.t, self.members = t, members
         self.writers = [_summary_writer(run.tb, purge_step=start + 1) for run in members]
         self.last: list[dict[str, Any]] = [dict(x) for x in ckpt["last"]] if ckpt else [{} for _ in members]
         self.retired: dict[int, dict[str, Any]] = {int(k): v for k, v in ckpt["retired"].items()} if ckpt else {}
         self.summaries = []
-        for run, cfg in zip(members, t.configs, strict=True):
+        for cfg in t.configs:
             self.summaries.append({"status": "running", "step": start, "steps": cfg.steps, "model": cfg.model,
                                    "family": cfg.family, "device": str(device), "step_unit": "batch",
-                                   "cuda_graph": use_cuda_graph(cfg, device), "pack": str(run.path.parent),
+                                   "cuda_graph": use_cuda_graph(cfg, device), "pack": str(pack_path),
                                    "pack_size": len(members)})
 
     def flush(self, step: int, sps: float, pdir: PackDir) -> None:
@@ -425,8 +433,8 @@ class _PackLog:
             w.close()
 
 
-def _train_pack(cfgs: list[TrainConfig], pdir: PackDir, members: list[RunDir], ckpt: dict | None,
-                resume: bool, progress: bool, data: Any) -> Path:
+def _train_pack(cfgs: list[TrainConfig], pdir: PackDir, members: list[RunDir], names: list[str],
+                ckpt: dict | None, resume: bool, progress: bool, data: Any) -> Path:
     cfg = cfgs[0]
     device = training_device(cfg)
     cfg_dicts = []
@@ -438,14 +446,14 @@ def _train_pack(cfgs: list[TrainConfig], pdir: PackDir, members: list[RunDir], c
         for run, d in zip(members, cfg_dicts, strict=True):
             run.path.mkdir(parents=True, exist_ok=True)
             run.write_config(d)
-        pdir.write_manifest([r.name for r in members])  # last: the pack exists once this is there
+        pdir.write_manifest(names)  # last: the pack exists once this is there
     data = training_data(cfg, device, data)
     t = build_pack_training(cfgs, data, device, ckpt)
     start = ckpt["step"] if ckpt is not None else 0
     wall_prev = float(ckpt.get("wall_s", 0.0)) if ckpt is not None else 0.0
     if ckpt is not None:
         t.member_rng = list(ckpt["member_rng"])
-    log = _PackLog(t, members, start, device, ckpt)
+    log = _PackLog(t, members, start, device, ckpt, pdir.path)
     recon_pos = torch.linspace(0, len(data) - 1, RECON_IMAGES, device=device).long()
     from tqdm import tqdm
 
