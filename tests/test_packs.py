@@ -278,3 +278,20 @@ def test_nan_member_is_retired_and_the_others_go_on_unchanged(model: str, data: 
         for oc, os_ in zip(clean.opts, sick.opts, strict=True):
             for sc, ss in zip(oc.state.values(), os_.state.values(), strict=True):
                 assert torch.equal(sc["exp_avg_sq"][i], ss["exp_avg_sq"][i])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_pack_matches_eager_pack() -> None:
+    """The whole pack step captured in one CUDA graph computes what the eager pack step does."""
+    dev = torch.device("cuda")
+    data = load_data(DataSpec(FIXTURE), device=dev)
+    cfgs = [_cfg("factor_vae", s, w, device="cuda", tf32="false") for s, w in [(0, 10.0), (1, 20.0)]]
+    eager = build_pack_training([c.replace(cuda_graph=False) for c in cfgs], data, dev)
+    graph = build_pack_training([c.replace(cuda_graph=True) for c in cfgs], data, dev)
+    for _ in range(20):
+        eager.run_step()
+        graph.run_step()
+    assert int(graph.stats.step) == int(eager.stats.step) == 20
+    diff = _max_rel_diff(graph.model.state_dict(), eager.model.state_dict())
+    assert diff < 1e-3, diff
