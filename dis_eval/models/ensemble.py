@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,22 @@ from dis_eval.models.spec import ModelSpec
 from dis_eval.rng import DRAW_LATENT, Draws
 
 
+def _conv(op: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int
+          ) -> torch.Tensor:
+    """M convolutions of a stacked weight (M, ...) on channel groups of x (B, M*C, H, W).
+
+    On CUDA one grouped call (the step is bound by kernel launches: one launch for M models).
+    On the CPU, where arithmetic dominates and oneDNN's grouped (transposed) convolutions were
+    measured slower than the plain ones, one plain call per member on its channel slice: the
+    same arithmetic as a single model's layer (docs/packs.md, "Ensemble layers").
+    """
+    m = weight.shape[0]
+    if x.device.type == "cuda" or m == 1:
+        return op(x, weight.flatten(0, 1), bias.flatten(), stride, padding, groups=m)
+    parts = x.split(x.shape[1] // m, dim=1)  # (backward: one cat, not M zero-filled slices)
+    return torch.cat([op(p, weight[i], bias[i], stride, padding) for i, p in enumerate(parts)], dim=1)
+
+
 class PackConv2d(nn.Module):
     """M ``nn.Conv2d`` as one grouped convolution: (B, M*in, H, W) -> (B, M*out, H', W')."""
 
@@ -50,8 +67,7 @@ class PackConv2d(nn.Module):
         self.bias = nn.Parameter(torch.empty(members, cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.flatten(0, 1)
-        return F.conv2d(x, w, self.bias.flatten(), self.stride, self.padding, groups=self.members)
+        return _conv(F.conv2d, x, self.weight, self.bias, self.stride, self.padding)
 
 
 class PackConvTranspose2d(nn.Module):
@@ -64,8 +80,7 @@ class PackConvTranspose2d(nn.Module):
         self.bias = nn.Parameter(torch.empty(members, cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.flatten(0, 1)
-        return F.conv_transpose2d(x, w, self.bias.flatten(), self.stride, self.padding, groups=self.members)
+        return _conv(F.conv_transpose2d, x, self.weight, self.bias, self.stride, self.padding)
 
 
 class PackLinear(nn.Module):
