@@ -239,7 +239,7 @@ def test_member_after_50_steps_matches_its_seed_alone(model: str, data: object) 
     pack = build_pack_training(cfgs, data, CPU)
     for _ in range(50):
         pack.run_step()
-    worst, worst_tensor = 0.0, 0.0
+    worst, worst_tensor, worst_moved = 0.0, 0.0, 0.0
     for i in (0, 2):
         alone = build_training(cfgs[i], data, CPU)
         if i == 0:  # after one step: fp32 summation order only (Adam's first step is ~lr * sign(g))
@@ -248,17 +248,21 @@ def test_member_after_50_steps_matches_its_seed_alone(model: str, data: object) 
             one.run_step()
             assert _rel_norm_diff(member_state_dict(one.model.state_dict(), 0), alone.model.state_dict()) < 1e-5
             alone = build_training(cfgs[i], data, CPU)
+        mods = [m for m in (alone.model, alone.disc) if m is not None]
+        init = [{k: v.clone() for k, v in m.state_dict().items()} for m in mods]
         for _ in range(50):
             alone.run_step()
-        pairs = [(member_state_dict(pack.model.state_dict(), i), alone.model.state_dict())]
-        if alone.disc is not None:
-            pairs.append((member_state_dict(pack.disc.state_dict(), i), alone.disc.state_dict()))
-        for a, b in pairs:
+        packed = [pack.model, pack.disc][:len(mods)]
+        for p, m, start in zip(packed, mods, init, strict=True):
+            a, b = member_state_dict(p.state_dict(), i), m.state_dict()
             worst = max(worst, _rel_norm_diff(a, b))
             worst_tensor = max(worst_tensor, _max_rel_diff(a, b))
+            moved = {k: b[k] - start[k] for k in b}
+            worst_moved = max(worst_moved, _rel_norm_diff({k: a[k] - start[k] for k in b}, moved))
     print(f"{model} after 50 steps, pack member vs alone: relative weight difference {worst:.3g} "
-          f"(largest in one tensor: {worst_tensor:.3g})")
-    assert worst < 1e-3
+          f"(largest in one tensor: {worst_tensor:.3g}; relative to the 50 steps' movement: {worst_moved:.3g})")
+    # A wrong batch, noise or weight moves a member by as much as training does (~1 here).
+    assert worst_moved < 0.1
 
 
 def test_member_does_not_depend_on_pack_size_or_position(data: object) -> None:

@@ -80,5 +80,7 @@ def test_cli_scores_a_pack_and_refuses_mixed_architectures(pack_dir: Path, tmp_p
     from pipelines.train import train
 
     odd = train(other, tmp_path / "odd", progress=False)
+    assert main(["evaluate", str(pack_dir / "seed0"), str(odd), "--metrics", "mig", "--device", "cpu"]) == 2
+    assert "architecture" in capsys.readouterr().err
     with pytest.raises(UserError, match="architecture"):
-        main(["evaluate", str(pack_dir / "seed0"), str(odd), "--metrics", "mig", "--device", "cpu"])
+        evaluate_pack([pack_dir / "seed0", odd], EvalConfig(metrics=("mig",), device="cpu"))
