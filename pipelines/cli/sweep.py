@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from pipelines.sweep.packs import parse_pack
 
-    results = run_sweep(args.sweep, args.out, options, extra_set, pack=parse_pack(args.pack))
+    pack = parse_pack(args.pack)
+    results = run_sweep(args.sweep, args.out, options, extra_set, **({"pack": pack} if pack is not None else {}))
     return 0 if all_succeeded(results) else 1
 
 
