@@ -73,7 +73,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
     x_fixed = t.data.images(torch.arange(cfg.batch_size, device=device) % len(t.data)).contiguous(memory_format=t.fmt)
 
     def bare() -> None:
-        out = t.objective(x_fixed, t.g_noise)
+        out = t.objective(x_fixed, t.draws)
         for o in t.opts:
             o.zero_grad(set_to_none=True)
         t.objective.backward(out)
@@ -84,7 +84,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict:
     if device.type == "cuda" and not args.no_graph:
         gcfg = make_config(model, args, cuda_graph=True)
         tg = build_training(gcfg, data, device)
-        modes["graph"] = StepGraph(tg.train_step, (tg.g_data, tg.g_noise), device)
+        modes["graph"] = StepGraph(tg.train_step, device)
     for fn in modes.values():  # warm-up (and, for the graph, capture)
         for _ in range(args.warmup):
             fn()

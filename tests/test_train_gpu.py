@@ -1,5 +1,5 @@
 """CUDA paths of the training loop (skipped without a GPU): eager and CUDA-graph steps agree,
-generators advance identically under graph replay, resume re-captures, torch.compile runs."""
+the counter-keyed draws advance identically under graph replay, resume re-captures, torch.compile runs."""
 
 from __future__ import annotations
 
@@ -38,9 +38,8 @@ def test_cuda_graph_matches_eager(model: str, tmp_path: Path) -> None:
     assert se["status"] == sg["status"] == "done"
     ce = torch.load(eager / "checkpoint.pt", weights_only=True)
     cg = torch.load(graph / "checkpoint.pt", weights_only=True)
-    # Replays advance the registered device generators exactly as eager steps do.
-    assert torch.equal(ce["rng"]["data"], cg["rng"]["data"])
-    assert torch.equal(ce["rng"]["noise"], cg["rng"]["noise"])
+    # The draws are keyed by the device-side step counter: replays advance it as eager steps do.
+    assert ce["step"] == cg["step"] == 40 and _summary(graph)["cuda_graph"] is True
     for k, v in se["final_losses"].items():
         assert sg["final_losses"][k] == pytest.approx(v, rel=0.05, abs=0.05), k
     # Same start; each Adam update moves a weight by about lr at most, so two runs whose
@@ -67,7 +66,6 @@ def test_cuda_graph_resume_recaptures(tmp_path: Path, monkeypatch: pytest.Monkey
     a = torch.load(ref / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 40
-    assert torch.equal(a["rng"]["data"], b["rng"]["data"])
     for k, v in _summary(ref)["final_losses"].items():
         assert _summary(tmp_path / "cut")["final_losses"][k] == pytest.approx(v, rel=0.05, abs=0.05), k
 

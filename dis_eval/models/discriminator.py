@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dis_eval.models.architecture import glorot_init_
+from dis_eval.rng import DRAW_PERMUTE, Draws
 
 
 class Discriminator(nn.Module):
@@ -32,15 +33,19 @@ class Discriminator(nn.Module):
         return self.net(z)
 
 
-def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def permute_dims(z: torch.Tensor, generator: torch.Generator | Draws | None = None) -> torch.Tensor:
     """Each latent column independently permuted across the batch (rows), as dlib's shuffle_codes.
 
     A sample of prod_j q(z_j): row i takes dimension j from a random other row. (Permuting the
-    dimensions within a row instead is a known bug in other implementations.)
+    dimensions within a row instead is a known bug in other implementations.) A pack's codes
+    (M, B, D) from counter-based draws are permuted per member along the batch axis.
     """
-    keys = torch.rand(z.shape, generator=generator, device=z.device, dtype=torch.float64)
-    idx = keys.argsort(dim=0)
-    return torch.gather(z, 0, idx)
+    if isinstance(generator, Draws):
+        keys = generator.sort_keys(DRAW_PERMUTE, z.shape)
+    else:
+        keys = torch.rand(z.shape, generator=generator, device=z.device, dtype=torch.float64)
+    idx = keys.argsort(dim=-2)
+    return torch.gather(z, -2, idx)
 
 
 def tc_estimate(logits_real: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from torch import nn
 
 from dis_eval.models.architecture import ConvEncoder, DeconvDecoder, glorot_init_
 from dis_eval.models.clip import F_INPUT_SCALE, clip_factor, echo_terms
+from dis_eval.rng import DRAW_LATENT, SORT_KEY_MAX, Draws
 
 
 def other_member_orders(batch_size: int, terms: int, generator: torch.Generator | None,
@@ -35,6 +36,14 @@ def other_member_orders(batch_size: int, terms: int, generator: torch.Generator 
     keys = torch.rand(batch_size, batch_size, generator=generator, device=device, dtype=torch.float64)
     keys.fill_diagonal_(2.0)
     return keys.argsort(dim=1)[:, :terms]
+
+
+def orders_from_keys(keys: torch.Tensor, terms: int) -> torch.Tensor:
+    """Orders as :func:`other_member_orders` builds them, from given random sort keys (B, B), or a
+    stack (nb, B, B), of non-negative int64 keys (``dis_eval.rng.Draws.sort_keys``): row i's own
+    key is set above every other so that i sorts last and is cut off. Returns (..., B, terms)."""
+    own = torch.eye(keys.shape[-1], dtype=torch.bool, device=keys.device)
+    return keys.masked_fill(own, SORT_KEY_MAX).argsort(dim=-1)[..., :terms]
 
 
 def echo_noise_from_orders(f: torch.Tensor, log_s: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
@@ -55,19 +64,24 @@ def echo_noise_from_orders(f: torch.Tensor, log_s: torch.Tensor, orders: torch.T
 
 
 def echo_noise(f: torch.Tensor, log_s: torch.Tensor, terms: int,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | Draws | None = None) -> torch.Tensor:
     """Echo noise eps (B, D) from the batch's own f (B, D) and log s (B, D) (log s includes log r),
-    over a fresh random ordering of the other members per example."""
+    over a fresh random ordering of the other members per example (from a torch generator, or
+    from counter-based draws: training)."""
     batch, _ = f.shape
     if terms > batch - 1:
         raise ValueError(f"at most B - 1 = {batch - 1} Echo terms exist in a batch of {batch}, asked {terms}")
     if terms < 1:
         raise ValueError(f"Echo noise needs a batch of at least 2 (got {batch})")
-    return echo_noise_from_orders(f, log_s, other_member_orders(batch, terms, generator, f.device))
+    if isinstance(generator, Draws):
+        orders = orders_from_keys(generator.sort_keys(DRAW_LATENT, (batch, batch)), terms)
+    else:
+        orders = other_member_orders(batch, terms, generator, f.device)
+    return echo_noise_from_orders(f, log_s, orders)
 
 
 def echo_sample(f: torch.Tensor, log_s: torch.Tensor, terms: int,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | Draws | None = None) -> torch.Tensor:
     """Channel output z = f + s * eps (Eq. 1)."""
     return f + torch.exp(log_s) * echo_noise(f, log_s, terms, generator)
 
@@ -113,7 +127,7 @@ class EchoAutoencoder(nn.Module):
         return self.decoder(z)
 
     def sample_latent(self, mean: torch.Tensor, aux: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | Draws | None = None) -> torch.Tensor:
         return echo_sample(mean, aux, echo_terms(self.d_max, mean.shape[0]), generator)
 
     def rate_per_dim(self, mean: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dis_eval.models.architecture import ConvEncoder, DeconvDecoder, glorot_init_
+from dis_eval.rng import DRAW_LATENT, Draws
 
 
 def gaussian_kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -25,9 +26,13 @@ def gaussian_rate_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
 
 
 def gaussian_sample(mean: torch.Tensor, logvar: torch.Tensor,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """Reparameterised sample mean + exp(logvar / 2) * eps, eps ~ N(0, I)."""
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+                    generator: torch.Generator | Draws | None = None) -> torch.Tensor:
+    """Reparameterised sample mean + exp(logvar / 2) * eps, eps ~ N(0, I) from a torch generator
+    or from counter-based draws (training; a pack's mean is (M, B, D))."""
+    if isinstance(generator, Draws):
+        eps = generator.normal(DRAW_LATENT, mean.shape, mean.dtype)
+    else:
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + torch.exp(0.5 * logvar) * eps
 
 
@@ -50,7 +55,7 @@ class GaussianVAE(nn.Module):
         return self.decoder(z)
 
     def sample_latent(self, mean: torch.Tensor, aux: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | Draws | None = None) -> torch.Tensor:
         return gaussian_sample(mean, aux, generator)
 
     def rate_per_dim(self, mean: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from dis_eval.models.discriminator import (
     permute_dims,
     tc_estimate,
 )
+from dis_eval.rng import Draws
 
 
 @dataclass
@@ -39,6 +40,14 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
 
 
+def term_names(family: str, has_discriminator: bool) -> tuple[str, ...]:
+    """The logged loss terms, in order (single models and packs)."""
+    names = ["loss", "reconstruction", "rate" if family == "echo" else "kl"]
+    if has_discriminator:
+        names += ["tc", "disc_loss", "disc_accuracy"]
+    return tuple(names)
+
+
 class Objective:
     """The per-family loss: the only thing that differs between models in the training loop."""
 
@@ -52,15 +61,11 @@ class Objective:
         self.beta = float(beta)
         self.tc_weight = float(tc_weight)
         self.discriminator = discriminator
-        rate = "rate" if model.family == "echo" else "kl"
-        names = ["loss", "reconstruction", rate]
-        if discriminator is not None:
-            names += ["tc", "disc_loss", "disc_accuracy"]
-        self.term_names: tuple[str, ...] = tuple(names)
+        self.term_names: tuple[str, ...] = term_names(model.family, discriminator is not None)
         self._model_params = [p for p in model.parameters() if p.requires_grad]
         self._disc_params = [] if discriminator is None else list(discriminator.parameters())
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> StepOutput:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | Draws | None = None) -> StepOutput:
         mean, aux = self.model.encode(x)
         z = self.model.sample_latent(mean, aux, generator)
         logits = self.model.decode(z)

@@ -35,7 +35,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "evaluate", help="score a trained run or any encoder with the metric suite",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", nargs="?", help="a run folder from `dis-eval train`")
+    p.add_argument("run_dir", nargs="*", help="a run folder from `dis-eval train`; a pack folder, or several run "
+                   "folders of one architecture, are encoded once by all their models at once")
     p.add_argument("--encoder", help="an .onnx file, a torch.export .pt2 program, a TorchScript file, or path/to/module.py:function")
     add_data(p, "with --encoder: dsprites (prepared, default) or an official-format file")
     add_subset(p, "with --encoder: a dependent subset (preset, recipe or .h5)")
@@ -58,9 +59,13 @@ def run(args: argparse.Namespace) -> int:
         if args.data or args.subset or args.save_codes:
             raise UserError("RUN_DIR uses its own data; --data/--subset/--save-codes are for --encoder "
                             "(use --protocol for full/subset)")
+        from pipelines.train.pack import is_pack
+
+        if len(args.run_dir) > 1 or is_pack(args.run_dir[0]):
+            return _evaluate_pack(args, config)
         from pipelines.evaluate import evaluate_run
 
-        result = evaluate_run(args.run_dir, config)
+        result = evaluate_run(args.run_dir[0], config)
     elif args.encoder:
         result = _evaluate_encoder_file(args, config)
     else:
@@ -95,3 +100,16 @@ def _evaluate_encoder_file(args: argparse.Namespace, config: Any) -> dict[str, A
     if args.save_codes:
         save_codes_file(args.save_codes, codes, data)
     return result
+
+
+def _evaluate_pack(args: argparse.Namespace, config: Any) -> int:
+    from pipelines.evaluate.pack import evaluate_pack, pack_runs
+
+    if args.out:
+        raise UserError("--out takes one result; a pack's results go to each member's metrics.json")
+    for note in pack_runs(args.run_dir)[1]:
+        print(note)
+    for run, result in evaluate_pack(args.run_dir, config):
+        print(f"{run.path}:")
+        print_scores(result, args.json)
+    return 0

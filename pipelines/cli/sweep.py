@@ -4,6 +4,7 @@
     dis-eval sweep SWEEP.yaml --out DIR --executor ray [--address ADDR]
     dis-eval sweep --status DIR                                    # done/running/failed/pending
     dis-eval sweep SWEEP.yaml --out DIR --list                     # the jobs, without running
+    dis-eval sweep SWEEP.yaml --out DIR --pack auto                # seeds/loss weights in packs
 
 Every job gets ``DIR/<name>/`` (a normal run folder) named from its swept settings;
 ``DIR/sweep.json`` lists the jobs. Re-running the same command skips finished jobs, resumes
@@ -60,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs:
             print(f"  {job_state(out / job.name)[0]:<8} {job.name}")
         return 0
-    results = run_sweep(args.sweep, args.out, options, extra_set)
+    from pipelines.sweep.packs import parse_pack
+
+    pack = parse_pack(args.pack)
+    results = run_sweep(args.sweep, args.out, options, extra_set, **({"pack": pack} if pack is not None else {}))
     return 0 if all_succeeded(results) else 1
 
 
@@ -95,6 +99,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cpus-per-job", type=float, default=defaults.cpus_per_job,
                    help="ray: CPUs reserved per job")
     p.add_argument("--skip-failed", action="store_true", help="do not retry jobs that failed before")
+    p.add_argument("--pack", metavar="auto|N",
+                   help="train jobs that differ only in seed and loss weights together, N at a time "
+                        "(auto: the fastest size on this device, probed once and remembered)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override a base config key for every job (repeatable), e.g. --set steps=1000",

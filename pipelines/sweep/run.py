@@ -138,15 +138,20 @@ def run_sweep(
     job_fn: JobFn = train_and_evaluate,
     resolve: Resolver = resolve_train_config,
     report: Callable[[str], None] | None = print,
+    pack: int | str | None = None,
 ) -> list[JobResult]:
     """Run every job of ``sweep`` into ``out_dir``; returns one result per job.
 
     All job configs are validated first (``extra_set``: base-config overrides, the command
     line's ``--set``). Finished jobs are skipped; the others run as ``options`` says (default
     ``ExecutorOptions()``: one local process at a time): ``local``, ``n_jobs`` processes;
-    ``ray``, tasks on the cluster at ``address``, or a local Ray.
+    ``ray``, tasks on the cluster at ``address``, or a local Ray. ``pack`` (``auto`` or a size):
+    jobs that differ only in seed and loss weights train and score together as packs, in this
+    process (``pipelines.sweep.packs``); the rest go to the executor.
     """
     options = ExecutorOptions() if options is None else options
+    if pack is not None and options.executor != "local":
+        raise UserError("--pack trains packs in the sweep's own process; use the local executor")
     if options.executor == "ray":
         import_ray()  # a missing Ray fails before anything is written
     spec = sweep if isinstance(sweep, SweepSpec) else load_sweep(sweep)
@@ -167,18 +172,38 @@ def run_sweep(
         say(f"  leaving {len(jobs) - len(todo)} failed job(s) alone (--skip-failed)")
 
     counter = {"n": 0}
+    total = len(todo)
 
     def on_result(res: JobResult) -> None:
         if res.status != "retrying":
             counter["n"] += 1
-        tag = f"[{counter['n']:>{len(str(len(todo)))}}/{len(todo)}]"
+        tag = f"[{counter['n']:>{len(str(total))}}/{total}]"
         extra = f"  ({res.wall_s:.1f} s)" if res.wall_s else ""
         if res.error:
             extra += f"  {res.error}"
         say(f"{tag} {res.status:<8} {res.name}{extra}")
 
+    token = uuid.uuid4().hex
+    results: list[JobResult] = []
+    if pack is not None:
+        from pipelines.sweep.packs import best_pack_size, group_jobs, run_pack_group
+
+        def size(job: Job, n: int) -> int:
+            if pack != "auto":
+                return int(pack)
+            from dis_eval.config.train import TrainConfig
+
+            return best_pack_size(TrainConfig.from_dict(job.train_config, allow_derived=True), n, report=say)
+
+        groups = group_jobs(todo, size)
+        todo = [g[0] for g in groups if len(g) == 1]
+        for group in (g for g in groups if len(g) > 1):
+            say(f"pack of {len(group)}: {', '.join(j.name for j in group)}")
+            for res in run_pack_group(group, out, token, options.heartbeat_s):
+                results.append(res)
+                on_result(res)
     execute = run_local if options.executor == "local" else run_ray
-    results = execute(todo, out, job_fn, uuid.uuid4().hex, options, report=on_result)
+    results += execute(todo, out, job_fn, token, options, report=on_result)
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "busy")}
     say(
         f"sweep {spec.name}: {counts['done']} done, {counts['skipped']} already done, "

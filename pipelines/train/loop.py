@@ -3,10 +3,11 @@ config in, run folder out.
 
 The host reads the losses (one sync) every ``log_every`` steps and at checkpoints.
 
-Exact resumption (CPU): model, optimiser(s), discriminator, every generator (data sampling, noise,
-torch/numpy/Python global) and the step counter are checkpointed atomically every
+Exact resumption (CPU): model, optimiser(s), discriminator, the global generators (torch/numpy/
+Python) and the step counter are checkpointed atomically every
 ``checkpoint_every`` steps; logs are flushed at the same steps, so a resumed run repeats the
-uninterrupted run's arithmetic and metrics bit for bit.
+uninterrupted run's arithmetic and metrics bit for bit. A step's batch and noise are counter-based
+(``dis_eval.rng``): a function of the seed and the step alone, so no generator state is saved.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dis_eval.models.checkpoint import (
 from dis_eval.run_dir import RunDir
 from pipelines.train.engine import Training, build_training, use_cuda_graph
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: counter-based random numbers (1 held generator states)
 RECON_IMAGES = 8
 
 
@@ -52,24 +53,13 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike | RunDir, resum
 
 
 def _train(config: TrainConfig | None, run: RunDir, resume: bool, progress: bool, data: Any) -> Path:
-    from dis_eval.data import DataSpec, load_data
-
     cfg, ckpt = _prepare_run_dir(config, run, resume)
-    spec = DataSpec(cfg.data, cfg.subset)
-    spec.source_path()  # a missing data file fails here, before anything is built
-    device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.benchmark = True
+    device = training_device(cfg)
     cfg_dict = cfg.to_dict()
     cfg_dict["device_used"] = str(device)
     if not resume:
         run.write_config(cfg_dict)
-    if data is None:
-        data = load_data(spec, device=device)
-    elif data.device != device:
-        data = data.to(device)
+    data = training_data(cfg, device, data)
 
     t = build_training(cfg, data, device, ckpt)
     model, objective, stats, run_step = t.model, t.objective, t.stats, t.run_step
@@ -144,6 +134,28 @@ def _train(config: TrainConfig | None, run: RunDir, resume: bool, progress: bool
     return run.path
 
 
+def training_device(cfg: TrainConfig) -> torch.device:
+    """The device ``cfg`` trains on, its backend flags set; a missing data file fails here first."""
+    from dis_eval.data import DataSpec
+
+    DataSpec(cfg.data, cfg.subset).source_path()
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def training_data(cfg: TrainConfig, device: torch.device, data: Any = None) -> Any:
+    """The training images on ``device``: ``data`` if given (moved if needed), else loaded."""
+    from dis_eval.data import DataSpec, load_data
+
+    if data is None:
+        return load_data(DataSpec(cfg.data, cfg.subset), device=device)
+    return data if data.device == device else data.to(device)
+
+
 def _prepare_run_dir(config: TrainConfig | None, run: RunDir, resume: bool
                      ) -> tuple[TrainConfig, dict | None]:
     """The config to train and the checkpoint to continue from (None: start at step 0)."""
@@ -181,7 +193,7 @@ def _save_checkpoint(run: RunDir, cfg_dict: dict, step: int, t: Training, wall_s
         "config": cfg_dict,
         "model": t.model.state_dict(),
         "optimizer": t.opts[0].state_dict(),
-        "rng": {"data": t.g_data.get_state(), "noise": t.g_noise.get_state(), "global": global_rng_state()},
+        "rng": {"global": global_rng_state()},
         "last": last,
     }
     if t.disc is not None:
