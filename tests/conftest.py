@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+HANG_S = 1800  # a guard against a hung child only: these runs take seconds on 2 free cores
 
 
 def run_det_runner(out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -21,7 +22,7 @@ def run_det_runner(out: Path, *args: str) -> subprocess.CompletedProcess:
     unless ARGS says --threads)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "tests.det_runner", str(out), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=HANG_S)
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@
 - The member gather of Echo noise (``dis_eval.models.echo.gather_members``) selects exactly what
   indexing selects, its gradient is autograd's up to summation order, and repeated backward
   passes are bit-identical at the default thread count.
-- Two uninterrupted runs of each family (tests.det_runner's small config: batch 64 and Echo's 63
-  terms, large enough that torch's CPU kernels run multi-threaded) give bit-identical
+- Two uninterrupted runs of each family (tests.det_runner's small config; the Echo families at
+  batch 64 with 63 terms, large enough that torch's CPU kernels run multi-threaded) give bit-identical
   checkpoint.pt and model.pt, in fresh processes at torch's default thread count and at 2
   threads set explicitly (a user on 2 cores). Before the fixed-order gather, Echo's runs
   differed here in most tensors after a few steps.

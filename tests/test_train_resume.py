@@ -3,7 +3,7 @@ every tensor of checkpoint.pt and model.pt: model, optimisers, discriminator, ge
 same logged metrics), for every model family, at the thread count the tests run under.
 
 - In process: a run interrupted by an exception at step 5 (checkpoint at 3), then resumed.
-- SIGKILL: each family's run (tests.det_runner) kills itself with SIGKILL after step 4 in a fresh
+- SIGKILL: each family's run (tests.det_runner) kills itself with SIGKILL after step 3 in a fresh
   process at torch's default thread count, is resumed in another, and is compared with an
   uninterrupted run made at the default thread count (conftest's ``default_thread_runs``).
 """
@@ -28,7 +28,7 @@ from tests.det_runner import CHECKPOINT_EVERY, MODEL_NAMES, STEPS, assert_same_r
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "pipelines" / "configs"
 FIXTURE = str(ROOT / "tests" / "data" / "dsprites_real_fixture.npz")
-KILL_AT = 4  # tests.det_runner's runs: between the checkpoints at 3 and 6
+KILL_AT = 3  # tests.det_runner's runs: between the checkpoints at 2 and 4
 TC_KEY = {"factor_vae": ["gamma=5"], "echo_tc": ["lambda=5"], "vae_tc": ["lambda=5"]}
 
 
