@@ -4,12 +4,16 @@ command line by ``tests.record_pins.pinned_run``, the procedure that recorded
 tests/data/pinned_small_runs.json (``python -m tests.record_pins``; its "recorded" entry names
 the commit, the CPU's instruction set and the thread count).
 
-Recorded with the code of this branch's Echo member gather with a fixed summation order in its
-backward (dis_eval.models.echo.gather_members), at the recording machine's default thread count
-(2). The values before it (commit 2c5a491) differ in Echo's weights in the last bits: the old
-gather's backward summed in an order that depended on thread scheduling. beta-VAE and FactorVAE
-are unchanged. Re-record on purpose only (a change of random streams or summation order), with
-the one command above, and say so in the commit.
+Re-recorded after Echo's member gather got a fixed summation order in its backward
+(dis_eval.models.echo.gather_members), at the recording machine's default thread count (2),
+CPU capability AVX2. Against the previous recording (commit 2c5a491, before the renovation) every
+weight, optimiser and generator tensor and every score under the mean representation is
+unchanged, bit for bit (at batch 16 the old gather's backward was too small to run on several
+threads); three continuous Echo scores under the sampled representation (IRS per latent, the
+Gaussian Wasserstein correlation and its normalised form) moved in the last bits: the old values
+came from a numpy copy of the Echo noise whose summation order differed. Re-record on purpose
+only (a change of random streams or summation order), with the one command above, and say so in
+the commit.
 
 Checked: every tensor of checkpoint.pt (model, optimisers, discriminator, generators) and
 model.pt bit for bit, and every score of metrics.json exactly, under the mean and the sampled
