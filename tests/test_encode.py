@@ -20,7 +20,6 @@ from dis_eval.errors import UserError
 from dis_eval.models.echo import echo_noise_from_orders
 
 FIXTURE = Path(__file__).parent / "data" / "dsprites_real_fixture.npz"
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ FAST = ["--set", "factor_vae.num_train=200", "--set", "factor_vae.num_eval=100",
 FAST_SETTINGS = {"factor_vae": {"num_train": 200, "num_eval": 100, "num_variance_estimate": 500},
                  "mig": {"num_train": 1000}}
 pytestmark = pytest.mark.filterwarnings("ignore")
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

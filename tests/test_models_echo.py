@@ -20,8 +20,6 @@ from dis_eval.models import (
 from dis_eval.models.clip import FLOAT32_PRECISION, echo_terms, truncation_bound
 from dis_eval.models.echo import echo_rate_per_example, echo_sample, other_member_orders
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.mark.parametrize(("d", "r"), [(64, 0.7622), (63, 0.7591), (99, 0.8359), (100, 0.8373)])
 def test_clip_factor_matches_the_papers_values(d: int, r: float) -> None:

@@ -25,8 +25,6 @@ from dis_eval.models import (
 from dis_eval.models.architecture import ConvEncoder, DeconvDecoder
 from dis_eval.models.discriminator import discriminator_accuracy, discriminator_loss
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def test_encoder_is_dlib_conv_encoder() -> None:
     enc = ConvEncoder(10)

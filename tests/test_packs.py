@@ -262,9 +262,10 @@ def test_member_after_50_steps_matches_its_seed_alone(model: str, data: object) 
     print(f"{model} after 50 steps, pack member vs alone: relative weight difference {worst:.3g} "
           f"(largest in one tensor: {worst_tensor:.3g}; relative to the 50 steps' movement: {worst_moved:.3g})")
     # A wrong batch, noise or weight makes the difference as large as the movement itself (~1 to
-    # 1.4); rounding amplified by Adam stays well below (measured on the CPU: beta_vae 9e-4, echo
-    # 1.7e-3, factor_vae 0.12, its discriminator's Adam with beta1 = 0.5 amplifying most).
-    assert worst_moved < 0.3
+    # 1.4); rounding amplified by Adam stays well below (measured on the 2-core CPU: beta_vae 9e-4,
+    # echo 1.7e-3; factor_vae 0.12 at one thread and 0.31 at two, the adversarial game with its
+    # discriminator's Adam (beta1 = 0.5) amplifying rounding most).
+    assert worst_moved < (0.6 if model == "factor_vae" else 0.05)
 
 
 def test_member_does_not_depend_on_pack_size_or_position(data: object) -> None:

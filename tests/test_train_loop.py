@@ -22,7 +22,6 @@ FIXTURE = str(ROOT / "tests" / "data" / "dsprites_real_fixture.npz")
 TC_KEY = {"factor_vae": ["gamma=5"], "echo_tc": ["lambda=5"], "vae_tc": ["lambda=5"]}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(model: str, *extra: str) -> TrainConfig:

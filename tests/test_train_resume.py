@@ -1,14 +1,17 @@
 """Exact resumption on the CPU: interrupted + resumed == uninterrupted, bit for bit (torch.equal on
-every tensor of the model, optimisers, discriminator; same logged metrics)."""
+every tensor of checkpoint.pt and model.pt: model, optimisers, discriminator, generator states;
+same logged metrics), for every model family, at the thread count the tests run under.
+
+- In process: a run interrupted by an exception at step 5 (checkpoint at 3), then resumed.
+- SIGKILL: each family's run (tests.det_runner) kills itself with SIGKILL after step 3 in a fresh
+  process at torch's default thread count, is resumed in another, and is compared with an
+  uninterrupted run made at the default thread count (conftest's ``default_thread_runs``).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +22,14 @@ import pipelines.train.engine as engine
 from dis_eval.config.train import TrainConfig
 from dis_eval.models import MODELS
 from pipelines.train import train
+from tests.conftest import run_det_runner
+from tests.det_runner import CHECKPOINT_EVERY, MODEL_NAMES, STEPS, assert_same_run, run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "pipelines" / "configs"
 FIXTURE = str(ROOT / "tests" / "data" / "dsprites_real_fixture.npz")
+KILL_AT = 3  # tests.det_runner's runs: between the checkpoints at 2 and 4
 TC_KEY = {"factor_vae": ["gamma=5"], "echo_tc": ["lambda=5"], "vae_tc": ["lambda=5"]}
-
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _overrides(model: str, steps: int, every: int = 3) -> list[str]:
@@ -35,30 +38,8 @@ def _overrides(model: str, steps: int, every: int = 3) -> list[str]:
     return over + (["d_max=8"] if MODELS[model][0] == "echo" else [])
 
 
-def _assert_same_tensors(a: Any, b: Any, where: str = "") -> None:
-    """torch.equal on every tensor of two nested state structures; equality for the rest."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert set(a) == set(b), where
-        for k in a:
-            _assert_same_tensors(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same_tensors(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def _assert_same_run(ref: Path, other: Path) -> None:
-    _assert_same_tensors(torch.load(ref / "model.pt", weights_only=True),
-                         torch.load(other / "model.pt", weights_only=True), "model.pt")
-    ca = torch.load(ref / "checkpoint.pt", weights_only=True)
-    cb = torch.load(other / "checkpoint.pt", weights_only=True)
-    for key in ("step", "model", "optimizer", "discriminator", "disc_optimizer", "rng"):
-        if key in ca or key in cb:
-            _assert_same_tensors(ca[key], cb[key], key)
+    assert_same_run(ref, other)
     sa = json.loads((ref / "summary.json").read_text())
     sb = json.loads((other / "summary.json").read_text())
     assert sa["status"] == sb["status"] == "done"
@@ -90,35 +71,27 @@ def test_interrupted_and_resumed_equals_uninterrupted(model: str, tmp_path: Path
     _assert_same_run(ref, tmp_path / "cut")
 
 
-def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path: Path) -> None:
-    model = "echo_tc"
-    # Few checkpoints: with the 6 x 1000 discriminator and its Adam state each is ~70 MB.
-    over = _overrides(model, 40, every=10) + TC_KEY[model]
-    cfg = TrainConfig.load(CONFIGS / f"{model}.yaml", over)
-    ref = train(cfg, tmp_path / "ref", progress=False)
+@pytest.fixture(scope="module")
+def killed_then_resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """Every family's small run (tests.det_runner) SIGKILLed right after step KILL_AT, in a fresh
+    process at torch's default thread count, then resumed (one more fresh process)."""
+    assert CHECKPOINT_EVERY < KILL_AT < STEPS and KILL_AT % CHECKPOINT_EVERY
+    out = tmp_path_factory.mktemp("killed")
+    killed_at: dict[str, int] = {}
+    for model in MODEL_NAMES:
+        done = run_det_runner(out, "--models", model, "--kill-at", str(KILL_AT))
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        assert not (out / model / "model.pt").exists()
+        killed_at[model] = torch.load(out / model / "checkpoint.pt", weights_only=True)["step"]
+    done = run_det_runner(out, "--resume")
+    assert done.returncode == 0, done.stderr
+    return out, killed_at
 
-    run = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-c",
-           "import sys, torch; torch.set_num_threads(1); from pipelines.cli import main; sys.exit(main())",
-           "train", str(CONFIGS / f"{model}.yaml"), *over, "--run-dir", str(run), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 120
-        while not (run / "checkpoint.pt").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.time() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.01)
-        time.sleep(0.05)  # land somewhere after the first checkpoint, mid-run
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (run / "model.pt").exists(), "the run finished before the kill: make it longer"
-    killed_at = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
-    assert 10 <= killed_at < 40
-    train(None, run, resume=True, progress=False)
-    _assert_same_run(ref, run)
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_sigkill_then_resume_equals_uninterrupted_at_default_threads(
+        model: str, killed_then_resumed: tuple[Path, dict[str, int]], default_thread_runs: Path) -> None:
+    out, killed_at = killed_then_resumed
+    # Killed between two checkpoints: the resumed run redid steps after the last one.
+    assert killed_at[model] == CHECKPOINT_EVERY * (KILL_AT // CHECKPOINT_EVERY) < KILL_AT
+    assert_same_run(run_dir(default_thread_runs, model, 0, 2), out / model)

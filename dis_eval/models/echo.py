@@ -15,6 +15,7 @@ Clip factor (App. B): computed in ``dis_eval.models.clip``; f = tanh(a / 16) kee
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,19 +47,86 @@ def orders_from_keys(keys: torch.Tensor, terms: int) -> torch.Tensor:
     return keys.masked_fill(own, SORT_KEY_MAX).argsort(dim=-1)[..., :terms]
 
 
+def member_inverse(orders: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """(nb, B, B) int64 from orders (nb, B, T): entry [n, i, j] is the position t of member j in
+    row i's order (orders[n, i, t] == j), or T where j is not among row i's T terms.
+
+    A plain scatter: the indices of one row are distinct, so no two writes meet (exact, and the
+    same on every device and thread count).
+    """
+    nb, rows, terms = orders.shape
+    inv = torch.full((nb, rows, batch_size), terms, dtype=torch.int64, device=orders.device)
+    pos = torch.arange(terms, device=orders.device).expand(nb, rows, terms)
+    return inv.scatter(2, orders, pos)  # out of place: also under torch.func.vmap
+
+
+def _gather_grad(grad: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    """The gradient of x[n, orders[n]] w.r.t. x (nb, B, D), from grad (nb, B, T, D), in a fixed order.
+
+    grad_x[n, j] = sum over rows i (ascending) of grad[n, i, inv[n, i, j]], where position T is a
+    zero row: a gather (each output read once, no accumulation into shared memory) followed by a
+    plain reduction over i. Autograd's own backward of the gather is an accumulating scatter
+    (``index_put_(accumulate=True)``) whose summation order depends on thread scheduling.
+    """
+    nb, rows, _, dim = grad.shape
+    padded = F.pad(grad, (0, 0, 0, 1))  # (nb, B, T + 1, D): row T is zeros
+    picked = padded.gather(2, inv.unsqueeze(-1).expand(nb, rows, inv.shape[-1], dim))  # (nb, B_i, B_j, D)
+    return picked.sum(dim=1)
+
+
+class _MemberGather(torch.autograd.Function):
+    """(f[n, orders[n]], log_s[n, orders[n]]) for stacked batches (nb, B, D), orders (nb, B, T).
+
+    Forward: the same exact selection as indexing. Backward: ``_gather_grad`` (fixed summation
+    order, so bit-identical gradients run to run at a fixed thread count; no host sync and static
+    shapes, so it is captured by CUDA graphs). Written with ``setup_context`` and plain tensor ops
+    so that ``torch.func.vmap`` (the packs' oracle and loss) derives its batching rule.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(f: torch.Tensor, log_s: torch.Tensor, orders: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = torch.arange(f.shape[0], device=f.device).view(-1, 1, 1)
+        return f[batch, orders], log_s[batch, orders]
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        f, _, orders = inputs
+        ctx.save_for_backward(orders)
+        ctx.batch_size = f.shape[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad_f: torch.Tensor, grad_ls: torch.Tensor
+                 ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        (orders,) = ctx.saved_tensors
+        inv = member_inverse(orders, ctx.batch_size)
+        gf = _gather_grad(grad_f, inv) if ctx.needs_input_grad[0] else None
+        gl = _gather_grad(grad_ls, inv) if ctx.needs_input_grad[1] else None
+        return gf, gl, None
+
+
+def gather_members(f: torch.Tensor, log_s: torch.Tensor,
+                   orders: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(f[orders], log_s[orders]): (B, T, D) from (B, D) and (B, T), or (nb, B, T, D) from a stack
+    (nb, B, D) and (nb, B, T); values exactly those of indexing, gradients summed in a fixed order
+    (see ``_MemberGather``)."""
+    if f.ndim == 2:
+        f_sel, ls_sel = _MemberGather.apply(f.unsqueeze(0), log_s.unsqueeze(0), orders.unsqueeze(0))
+        return f_sel.squeeze(0), ls_sel.squeeze(0)
+    return _MemberGather.apply(f, log_s, orders)
+
+
 def echo_noise_from_orders(f: torch.Tensor, log_s: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
     """Echo noise from f and log s (B, D) and the other members' orders (B, T); or a stack of
     independent batches: (nb, B, D) and (nb, B, T). The one implementation of Eq. 2.
 
     eps_i = sum_{k<T} exp(sum_{m<k} log s_{l_m}) f_{l_k}, l = orders[i]: the products of scales
     are an exclusive cumulative sum in log space (term 0 has scale product 1). Gradients flow
-    through f and log s of the other members (never detached).
+    through f and log s of the other members (never detached), summed in a fixed order
+    (``gather_members``): same seed, device and thread count give bit-identical gradients.
     """
-    if f.ndim == 2:
-        f_sel, ls_sel = f[orders], log_s[orders]  # (B, T, D)
-    else:
-        batch = torch.arange(f.shape[0], device=f.device).view(-1, 1, 1)
-        f_sel, ls_sel = f[batch, orders], log_s[batch, orders]  # (nb, B, T, D)
+    f_sel, ls_sel = gather_members(f, log_s, orders)  # (B, T, D) or (nb, B, T, D)
     excl = F.pad(torch.cumsum(ls_sel[..., :-1, :], dim=-2), (0, 0, 1, 0))
     return (torch.exp(excl) * f_sel).sum(dim=-2)
 
