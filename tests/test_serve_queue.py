@@ -270,7 +270,7 @@ def test_ray_executor_runs_a_submission_as_a_ray_task(tmp_path: Path) -> None:
     done = queue.get(job.id)
     assert done.state == "done", (done.error, Path(done.log_path).read_text()[-2000:])
     log = Path(done.log_path).read_text()
-    assert "pipelines.serve.worker ray" in log and "_ray_task" in log
+    assert "pipelines.serve.worker ray" in log and "the job's steps ran as one Ray task (done)" in log
     metrics = json.loads((settings.submissions_dir / "rayjob" / "metrics.json").read_text())
     assert done.result["headline"]["mig"] == metrics["headline"]["mig"]
 

@@ -6,7 +6,7 @@ pandas is imported inside the functions that build frames, so importing this mod
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dis_eval.results.axes import BETA_KEYS, LAMBDA_KEYS, MODEL_KEYS, data_label, first_key
@@ -40,16 +40,17 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
 EXTRA_PARTS: tuple[str, ...] = ("sd_metric", "n_metric", "random", "oracle")
 
 
-def default_scores(runs: Sequence[Run]) -> list[str]:
-    """Headline scores present in any run (metric names without a ``.``): labelled by
-    convention (``dlib:mig``, ``paper:mig``: metric first, then the conventions in their order)
-    when runs record conventions, else the bare names; sorted."""
+def headline_names(names: Iterable[str]) -> list[str]:
+    """The headline scores among ``names`` (no ``.`` field): labelled by convention (``dlib:mig``,
+    ``paper:mig``; metric first, then the conventions in their order) when the runs record more
+    than one convention, else the bare names (one convention needs no label); sorted."""
     from dis_eval.config.evaluation import CONVENTIONS
 
-    names = {k for r in runs for k in r.scores() if "." not in k}
-    labelled = {k for k in names if split_label(k)[0] is not None}
-    if not labelled:
-        return sorted(names)
+    heads = {k for k in names if "." not in k}
+    labelled = {k for k in heads if split_label(k)[0] is not None}
+    bare = heads - labelled
+    if len({split_label(k)[0] for k in labelled}) <= 1 and {split_label(k)[1] for k in labelled} <= bare:
+        return sorted(bare)
     order = {c: i for i, c in enumerate(CONVENTIONS)}
 
     def key(name: str) -> tuple:
@@ -57,6 +58,11 @@ def default_scores(runs: Sequence[Run]) -> list[str]:
         return (metric, order.get(conv, len(order)), conv)
 
     return sorted(labelled, key=key)
+
+
+def default_scores(runs: Sequence[Run]) -> list[str]:
+    """Headline scores present in any run (see :func:`headline_names`)."""
+    return headline_names(k for r in runs for k in r.scores())
 
 
 def _pooled_metric_sd(members: Sequence[Run], score: str) -> tuple[float, int]:

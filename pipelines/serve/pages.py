@@ -195,11 +195,15 @@ def varying_keys(configs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def headline_scores(metric_names: Iterable[str]) -> list[str]:
-    """The headline scores (``mig``, ``factor_vae``: no field after a dot), registry order first."""
+    """The headline scores (``mig``, ``factor_vae``: no field after a dot; labelled by convention
+    when the runs hold several, as ``dis-eval compare`` shows them), registry order first."""
     from dis_eval.metrics import REGISTRY
+    from dis_eval.results.keys import split_label
+    from dis_eval.results.tables import headline_names
 
-    names = {m for m in metric_names if "." not in m}
-    return [m for m in REGISTRY if m in names] + sorted(names - set(REGISTRY))
+    names = headline_names(metric_names)
+    rank = {m: i for i, m in enumerate(REGISTRY)}
+    return sorted(names, key=lambda n: (rank.get(split_label(n)[1], len(rank)), n))
 
 
 def default_columns(rows: Sequence[catalog.RunRow]) -> list[str]:

@@ -207,15 +207,16 @@ def ray_wrap(kind: str, steps: list[list[str]], settings: ServeSettings) -> list
 
 
 def _ray_task(steps: list[list[str]], cwd: str) -> dict[str, Any]:
-    """On a Ray worker: run the steps in order; the first failure's exit status and output tail."""
+    """On a Ray worker: run the steps in order; their output (tail) and the first failure's exit
+    status."""
+    output = ""
     for step in steps:
         argv = [sys.executable, *step[1:]]  # every step is a Python module run by this node's interpreter
         proc = subprocess.run(argv, cwd=cwd if os.path.isdir(cwd) else None, capture_output=True, text=True)
-        sys.stdout.write(proc.stdout)
-        sys.stdout.write(proc.stderr)
+        output = (output + proc.stdout + proc.stderr)[-4000:]
         if proc.returncode != 0:
-            return {"ok": False, "code": proc.returncode, "output": (proc.stdout + proc.stderr)[-4000:]}
-    return {"ok": True}
+            return {"ok": False, "code": proc.returncode, "output": output}
+    return {"ok": True, "code": 0, "output": output}
 
 
 def ray_steps(payload: str) -> int:
@@ -237,10 +238,9 @@ def ray_steps(payload: str) -> int:
         out = ray.get(ray.remote(num_cpus=1, max_retries=2)(_ray_task).remote(spec["steps"], spec["cwd"]))
     finally:
         ray.shutdown()
-    if not out["ok"]:
-        sys.stdout.write(out["output"])
-        return int(out["code"]) or 1
-    return 0
+    sys.stdout.write(out["output"])
+    print(f"the job's steps ran as one Ray task ({'exit ' + str(out['code']) if not out['ok'] else 'done'})")
+    return 0 if out["ok"] else (int(out["code"]) or 1)
 
 
 def main(argv: list[str] | None = None) -> int:
