@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from dis_eval.data import GroundTruthData  # noqa: E402
 from dis_eval.encode import EncodedData, representation  # noqa: E402
-from dis_eval.metrics.dci import DEFAULTS, completeness, disentanglement, fit_factors  # noqa: E402
+from dis_eval.metrics.dci import DEFAULTS, GBT_PARAMS, completeness, disentanglement, fit_factors  # noqa: E402
+from dis_eval.metrics.parallel_boosting import fit_with_scikit_learn  # noqa: E402
 from dis_eval.metrics.utils import train_test_codes  # noqa: E402
 
 CODE_SETS = ("mix", "factors", "noisy", "rotation", "duplicated")
@@ -77,24 +78,41 @@ def timed(rows: tuple, backend: str, n_jobs: int) -> tuple[float, tuple]:
     return time.perf_counter() - t, out
 
 
+def timed_scikit_learn(rows: tuple) -> tuple[float, tuple]:
+    """scikit-learn's own sequential fit, one factor after another (disentanglement_lib's way)."""
+    codes, factors, codes_test, factors_test = rows
+    t = time.perf_counter()
+    out, info = fit_with_scikit_learn(GBT_PARAMS, codes, list(factors.T), codes_test, list(factors_test.T))
+    dt = time.perf_counter() - t
+    return dt, (np.stack([o.importance for o in out], axis=1), np.array([o.train_accuracy for o in out]),
+                np.array([o.test_accuracy for o in out]), info)
+
+
 def bench(kind: str, args: argparse.Namespace, data: GroundTruthData) -> dict[str, Any]:
     settings = dict(DEFAULTS, num_train=args.num_train, num_test=args.num_test)
     rows = train_test_codes(data, representation(EncodedData(make_codes(kind, data))),
                             np.random.RandomState(args.seed), settings)
     row: dict[str, Any] = {"codes": kind, "num_train": args.num_train, "num_test": args.num_test,
                            "threads": args.threads}
-    seq_t, par_t = [], []
+    seq_t, par_t, one_t = [], [], []
     for _ in range(args.repeats):  # interleaved, so that load drifts hit both alike
-        t, seq = timed(rows, "gbt", 1)
+        t, seq = timed_scikit_learn(rows)
         seq_t.append(t)
         t, par = timed(rows, "gbt", args.threads)
         par_t.append(t)
         identical = all(np.array_equal(a, b) for a, b in zip(seq[:3], par[:3], strict=True))
         if not identical:
             raise SystemExit(f"{kind}: the parallel fit differs from the sequential fit")
-    row.update(sequential_s=seq_t, parallel_s=par_t, parallel_mode=par[3].mode,
+        if args.one_thread:
+            t, one = timed(rows, "gbt", 1)
+            one_t.append(t)
+            if not all(np.array_equal(a, b) for a, b in zip(seq[:3], one[:3], strict=True)):
+                raise SystemExit(f"{kind}: the one-thread direct fit differs from the sequential fit")
+    row.update(sequential_s=seq_t, parallel_s=par_t, parallel_mode=par[3].mode, trees=par[3].trees,
                speedup=float(np.median(seq_t) / np.median(par_t)), identical=True,
                reference=scores(*seq[:3]))
+    if one_t:
+        row.update(one_thread_s=one_t, one_thread_speedup=float(np.median(seq_t) / np.median(one_t)))
     if args.hist:
         t, hist = timed(rows, "hist", args.threads)
         h = scores(*hist[:3])
@@ -112,6 +130,8 @@ def main() -> None:
                     help="sequential/parallel pairs, interleaved (the median is reported)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--codes", default="mix", help=f"comma-separated, from {', '.join(CODE_SETS)}")
+    ap.add_argument("--one-thread", action="store_true",
+                    help="also time this project's fit on one thread (direct trees, no threads)")
     ap.add_argument("--hist", action="store_true", help="also time backend=hist and its difference")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -128,7 +148,9 @@ def main() -> None:
                           "scikit-learn": sklearn.__version__})
     for r in body["rows"]:
         print(f"{r['codes']}: sequential {np.median(r['sequential_s']):.1f} s, parallel "
-              f"({r['threads']} threads) {np.median(r['parallel_s']):.1f} s, x{r['speedup']:.2f}, identical")
+              f"({r['threads']} threads) {np.median(r['parallel_s']):.1f} s, x{r['speedup']:.2f}, identical"
+              + (f"; one thread {np.median(r['one_thread_s']):.1f} s, x{r['one_thread_speedup']:.2f}"
+                 if "one_thread_s" in r else ""))
     if args.out:
         Path(args.out).write_text(json.dumps(body, indent=2))
 

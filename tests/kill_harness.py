@@ -179,7 +179,8 @@ def kill_and_check(scenario: Scenario, work: Path, seed: int, reference: Any, ki
         if not killed:
             break
         args = scenario.rerun(work) if scenario.rerun is not None else args
-    run(args)
+    if killed:  # a command that finished before its kill needs no re-run (train would refuse one)
+        run(args)
     left = temporaries(work)
     assert not left, f"{scenario.log[-1].describe()}: temporaries left after the re-run: {left}"
     got = scenario.result(work)

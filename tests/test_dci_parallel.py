@@ -2,7 +2,8 @@
 fit and as disentanglement_lib (``==`` on floats and arrays), at 1, 2 and 4 threads.
 
 Two levels:
-- ``fit_gradient_boosting`` against scikit-learn's own ``GradientBoostingClassifier.fit``,
+- ``fit_gradient_boosting`` (direct trees, see dis_eval.metrics.parallel_boosting) against
+  scikit-learn's own ``GradientBoostingClassifier.fit``,
   tree by tree (split features, thresholds, leaf values), on data full of tied splits
   (rounded and duplicated columns), with a 40-class, a 6-class and a binary target; fewer
   stages than DCI's 100 to stay quick (the stage code is the same at every stage).
@@ -107,12 +108,39 @@ def test_tree_random_states_matter_on_these_data(sequential_tied: list) -> None:
     assert not np.array_equal(a.feature_importances_, b.feature_importances_)
 
 
+def test_fit_records_direct_trees() -> None:
+    _, info = pb.fit_gradient_boosting(SMALL_GBT, X_TIED, Y_TIED[1:], X_TIED, Y_TIED[1:], 2)
+    assert info.trees == "direct" and info.to_dict()["trees"] == "direct"
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+def test_scikit_learn_trees_for_other_parameters_identical(threads: int) -> None:
+    """Parameters the direct builder does not mirror (a leaf-count limit here) leave each tree
+    to scikit-learn's own fit, still stage-parallel, still the same models."""
+    params = dict(SMALL_GBT, max_leaf_nodes=5)
+    ref = _sequential_models(params, X_TIED, Y_TIED[1:])
+    out, info = pb.fit_gradient_boosting(params, X_TIED, Y_TIED[1:], X_TIED, Y_TIED[1:], threads)
+    assert info.trees == "scikit-learn"
+    for got, r in zip(out, ref, strict=True):
+        assert np.array_equal(got.importance, np.abs(r.feature_importances_))
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+def test_a_tree_drawing_otherwise_is_an_error(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Direct trees: each gets the one draw the sequential fit's splitter makes; a splitter that
+    drew with other bounds (here: the module's bound made wrong) must stop the fit."""
+    monkeypatch.setattr(pb, "TREE_SEED_HIGH", 2**31 - 2)
+    with pytest.raises(RuntimeError, match="drew from its random state differently"):
+        pb.fit_gradient_boosting(SMALL_GBT, X_TIED, Y_TIED[:1], X_TIED, Y_TIED[:1], threads)
+
+
 def test_misplaced_random_state_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If the shared generator were not advanced past each tree's draw, every tree would get
-    the wrong state: the chain check must stop the fit instead of returning other trees."""
+    """scikit-learn's trees: if the shared generator were not advanced past each tree's draw,
+    every tree would get the wrong state: the chain check must stop the fit instead of
+    returning other trees."""
     monkeypatch.setattr(pb, "_advance_past_tree", lambda random_state: None)
     with pytest.raises(RuntimeError, match="drew from its random state differently"):
-        pb.fit_gradient_boosting(SMALL_GBT, X_TIED, Y_TIED[:1], X_TIED, Y_TIED[:1], 2)
+        pb.fit_gradient_boosting(dict(SMALL_GBT, max_leaf_nodes=5), X_TIED, Y_TIED[:1], X_TIED, Y_TIED[:1], 2)
 
 
 def test_unvalidated_sklearn_fits_factors_only_with_a_warning(

@@ -11,7 +11,9 @@ weight, optimiser and generator tensor and every score under the mean representa
 unchanged, bit for bit (at batch 16 the old gather's backward was too small to run on several
 threads); three continuous Echo scores under the sampled representation (IRS per latent, the
 Gaussian Wasserstein correlation and its normalised form) moved in the last bits: the old values
-came from a numpy copy of the Echo noise whose summation order differed. Re-record on purpose
+came from a numpy copy of the Echo noise whose summation order differed. Re-recorded once more
+when DCI's trees became direct builds: only DCI's ``fit`` record gained ``trees``; every number
+stayed as it was. Re-record on purpose
 only (a change of random streams or summation order), with the one command above, and say so in
 the commit.
 

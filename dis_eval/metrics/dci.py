@@ -22,11 +22,12 @@ The tree backend is part of the metric's identity and recorded in the settings:
   numpy's global RNG. This is the slow one (one boosted model per factor, a tree per class and
   stage: orientation alone fits 40 trees a stage), so it runs on ``n_jobs`` threads (None: all
   CPUs of the machine): the factors' models in parallel and the trees of each stage in a shared
-  pool, each tree with the random state scikit-learn's sequential fit would give it
+  pool, each tree with the random draw scikit-learn's sequential fit would give it, and each
+  tree built by scikit-learn's own Cython tree builder without the per-tree Python validation
   (:mod:`dis_eval.metrics.parallel_boosting`). The trees, the importance matrix and the scores
-  are bit-identical to the sequential fit and to dlib (its tie-breaking pinned the same way)
-  at any thread count; ``n_jobs=1`` *is* scikit-learn's sequential fit. The result's ``fit``
-  records the threads, the mode and the scikit-learn version.
+  are bit-identical to scikit-learn's sequential fit and to dlib (its tie-breaking pinned the
+  same way) at any thread count, ``n_jobs=1`` included. The result's ``fit`` records the
+  threads, the mode, who built the trees and the scikit-learn version.
 - ``backend="hist"``: ``HistGradientBoostingClassifier`` (100 iterations, depth 3, no early
   stopping, random_state 0); importance = total split gain per latent (HGB has no impurity
   importances). *Not* numerically the reference: report it under its name (its measured
