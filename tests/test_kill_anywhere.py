@@ -8,8 +8,7 @@ CI runs one kill point per command (harness seed 0). A soak run takes more:
 point kills the command and then its re-runs K times before letting it finish), and
 ``DIS_EVAL_KILL_LOG=FILE`` writes every kill point (command, seed, delay, killed or not) as JSON.
 
-Echo's cases also need a same-seed rerun to be bit-identical at the default thread count (issue 17,
-item 1); until that lands they can fail in their last bits (train-echo, main).
+The main job's uninterrupted run is the session's shared one (tests/conftest.py ``main_quick``).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import MainQuickRun, main_quick_command
 from tests.kill_harness import KillPoint, Scenario, kill_and_check, run, time_it
 from tests.safety_helpers import CHEAP_METRICS, FIXTURE, TINY_CONFIG, tiny_overrides, train_tiny
 
@@ -209,14 +209,14 @@ def _main_result(work: Path) -> Any:
     return {r.name: (_tensors(r / "model.pt"), _scores(r / "metrics.json")) for r in runs}
 
 
-MAIN = Scenario("main", lambda w: ["main", "--out", str(w / "out"), "--data", str(FIXTURE), "--quick",
-                                   "--steps", "2", "--device", "cpu"],
-                _main_result, rewrites=("out/*",))
+MAIN = Scenario("main", main_quick_command, _main_result, rewrites=("out/*",))
 
 
 @pytest.fixture(scope="module")
-def main_reference(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return _reference(MAIN, tmp_path_factory.mktemp("main-ref"))
+def main_reference(main_quick: MainQuickRun) -> Any:
+    """The uninterrupted run: the session's shared main job (tests/conftest.py)."""
+    MAIN.max_delay_s = main_quick.seconds * 1.1
+    return _main_result(main_quick.work)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from pipelines.cli import main as cli
+from tests.conftest import MainQuickRun
 
-FIXTURE = Path(__file__).parent / "data" / "dsprites_real_fixture.npz"
 FIGURES = ("latent_vs_factor.png", "latent_vs_factor.pdf", "mi_heatmap.png", "mi_heatmap.pdf",
            "reconstructions.png", "reconstructions.pdf")
 
@@ -28,17 +27,9 @@ def _check_figures(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def main_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    torch.set_num_threads(2)
-    out = tmp_path_factory.mktemp("main") / "out"
-    import contextlib
-    import io
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = cli(["main", "--out", str(out), "--data", str(FIXTURE), "--quick", "--steps", "8", "--device", "cpu"])
-    assert rc == 0
-    return out, buf.getvalue()
+def main_out(main_quick: MainQuickRun) -> tuple[Path, str]:
+    """The session's shared ``main --quick`` (tests/conftest.py): read only."""
+    return main_quick.out, main_quick.stdout
 
 
 @pytest.mark.timeout(300)
@@ -55,7 +46,7 @@ def test_main_job_writes_everything(main_out: tuple[Path, str]) -> None:
         metrics = json.loads((run / "metrics.json").read_text())
         assert set(metrics["headline"]) == {"factor_vae", "mig"}
         assert metrics["protocol"] == "subset" and metrics["representation"] == "mean"
-        assert json.loads((run / "summary.json").read_text())["step"] == 8
+        assert json.loads((run / "summary.json").read_text())["step"] == 2
         _check_figures(run / "figures")
     table = pd.read_csv(out / "comparison" / "scores.csv")
     assert sorted(table["model"]) == ["beta_vae", "echo"] and list(table["n"]) == [1, 1]

@@ -323,3 +323,31 @@ def test_two_real_workers_run_each_submission_once(tmp_path: Path) -> None:
         assert log.count("pipelines.cli score") == 1 and log.count("--- done") == 1  # ran once, to completion
         metrics = json.loads((settings.submissions_dir / job_id / "metrics.json").read_text())
         assert job.result["headline"] == metrics["headline"]
+
+
+# ---- SIGTERM ---------------------------------------------------------------------------------------
+
+def test_sigterm_while_the_stop_event_is_held_does_not_hang() -> None:
+    """The worker's SIGTERM handler runs in the main thread, possibly while that thread's
+    ``stop.wait`` holds the event's lock (seen: an idle worker hung for good on SIGTERM). Called
+    with the lock held, the handler must return and the event be set once the lock is free."""
+    import threading
+
+    from pipelines.serve.worker import sigterm_sets
+
+    stop = threading.Event()
+    handler = sigterm_sets(stop)
+    with stop._cond:  # what an interrupted Event.wait holds
+        handler(signal.SIGTERM, None)
+        assert not stop.is_set()
+    assert stop.wait(10)
+
+
+def test_run_worker_gives_the_sigterm_handler_back(tmp_path: Path) -> None:
+    """A worker run in a caller's main thread (tests, an embedding program) restores the caller's
+    SIGTERM handler when it returns: processes forked later must still die on SIGTERM."""
+    from pipelines.serve.worker import run_worker
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert run_worker(fast_settings(tmp_path), "short-lived", max_jobs=0) == 0
+    assert signal.getsignal(signal.SIGTERM) is before

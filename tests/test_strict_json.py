@@ -1,6 +1,7 @@
 """Strict JSON everywhere: the main commands (train, evaluate, score, compare, plot, sweep, and
-main --quick) on the test fixtures, then every JSON file they wrote and every ``--json`` output
-is parsed by a reader that rejects the NaN / Infinity tokens strict JSON readers refuse."""
+main --quick: the session's shared run, tests/conftest.py) on the test fixtures, then every
+JSON file they wrote and every ``--json`` output is parsed by a reader that rejects the NaN /
+Infinity tokens strict JSON readers refuse."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from dis_eval.data.factors import all_classes
 from pipelines.cli import main
+from tests.conftest import MainQuickRun
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "dsprites_real_fixture.npz"
@@ -58,12 +60,13 @@ def _run(argv: list[str]) -> str:
 
 
 @pytest.mark.timeout(1200)
-def test_every_json_written_is_strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_json_written_is_strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      main_quick: MainQuickRun) -> None:
     monkeypatch.setenv("DIS_EVAL_CACHE", str(tmp_path / "cache"))
     outputs: list[str] = []
-    # main --quick: prepare (subset), train, evaluate, figures, compare
-    _run(["main", "--out", str(tmp_path / "main"), "--data", str(FIXTURE), "--quick", "--steps", "4",
-          "--device", "cpu"])
+    # main --quick (prepare, train, evaluate, figures, compare): the session's shared run, read only
+    main_files = sorted(main_quick.work.rglob("*.json"))
+    assert {"metrics.json", "summary.json", "manifest.json"} <= {p.name for p in main_files}
     # train + evaluate + plot + compare by their commands
     run = tmp_path / "runs" / "echo"
     _run(["train", str(ROOT / "pipelines" / "configs" / "tiny_cpu.yaml"), f"data={FIXTURE}", "steps=2",
@@ -71,7 +74,7 @@ def test_every_json_written_is_strict(tmp_path: Path, monkeypatch: pytest.Monkey
     outputs.append(_run(["evaluate", str(run), "--metrics", "factor_vae,mig", *SMALL, "--device", "cpu",
                          "--repeats", "2", "--json"]))
     _run(["plot", str(run), "--device", "cpu", "--rows", "500"])
-    _run(["compare", str(tmp_path / "runs"), str(tmp_path / "main" / "runs"), "--out", str(tmp_path / "cmp"),
+    _run(["compare", str(tmp_path / "runs"), str(main_quick.out / "runs"), "--out", str(tmp_path / "cmp"),
           "--no-plots"])
     # score: codes whose one latent is constant (MIG's MI with it is 0; FactorVAE prunes it)
     codes = np.concatenate([all_classes().astype(np.float32), np.zeros((737_280, 1), np.float32)], axis=1)
@@ -84,7 +87,8 @@ def test_every_json_written_is_strict(tmp_path: Path, monkeypatch: pytest.Monkey
 
     files = sorted(tmp_path.rglob("*.json"))
     names = {p.name for p in files}
-    assert {"metrics.json", "summary.json", "manifest.json", "sweep_job.json", "score.json"} <= names
+    assert {"metrics.json", "summary.json", "sweep_job.json", "score.json"} <= names
+    files += main_files
     assert any(p.parent.name == "baselines" for p in files)
     for path in files:
         strict_load(path.read_text(encoding="utf-8"))

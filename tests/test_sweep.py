@@ -510,3 +510,53 @@ def test_list_shows_the_jobs_without_running_or_writing(tmp_path, capsys):
     assert lines[0] == f"sweep table2: 240 jobs -> {tmp_path / 't2'}" and lines[1].startswith("notes: ")
     assert lines[2].split() == ["pending", "model=echo__beta=1__dataset=full__seed=0"]
     assert len(lines) == 242 and not (tmp_path / "t2").exists()
+
+
+SWEEP_PROCESS = """
+import sys
+from pathlib import Path
+from pipelines.sweep import ExecutorOptions, run_sweep
+from pipelines.sweep.spec import parse_sweep
+from tests.sweep_helpers import marker_job, merge_resolver
+spec = parse_sweep({"name": "long", "base": {"steps": 10, "sleep": 600}, "grid": {"seed": [0, 1]},
+                    "evaluation": {"metrics": ["mig"]}})
+run_sweep(spec, Path(sys.argv[1]), ExecutorOptions(n_jobs=2), None, job_fn=marker_job,
+          resolve=merge_resolver, report=None)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Process ``pid`` exists and is not a zombie (ended, waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_job_processes_die_with_their_sweep(tmp_path):
+    """SIGKILL of a sweep ends its job processes too (they are the fork server's children, not
+    the sweep's): a re-run, or the service's next attempt, must not find them still running."""
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    sweep = subprocess.Popen([sys.executable, "-c", SWEEP_PROCESS, str(out)], cwd=root,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        deadline = time.monotonic() + 60
+        while len(calls := list(out.glob("*/calls.log"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pids = [int(c.read_text().split()[0]) for c in calls]
+        assert len(pids) == 2 and all(_running(p) for p in pids)
+    finally:
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait()
+    deadline = time.monotonic() + 20
+    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [p for p in pids if _running(p)]
+    for p in alive:  # do not leave them behind even when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not alive, f"job processes {alive} outlived their SIGKILLed sweep"

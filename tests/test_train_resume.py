@@ -22,7 +22,7 @@ import pipelines.train.engine as engine
 from dis_eval.config.train import TrainConfig
 from dis_eval.models import MODELS
 from pipelines.train import train
-from tests.conftest import run_det_runner
+from tests.conftest import run_det_runner, run_det_runners
 from tests.det_runner import CHECKPOINT_EVERY, MODEL_NAMES, STEPS, assert_same_run, run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,8 +78,9 @@ def killed_then_resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     assert CHECKPOINT_EVERY < KILL_AT < STEPS and KILL_AT % CHECKPOINT_EVERY
     out = tmp_path_factory.mktemp("killed")
     killed_at: dict[str, int] = {}
-    for model in MODEL_NAMES:
-        done = run_det_runner(out, "--models", model, "--kill-at", str(KILL_AT))
+    # one process a family (each kills itself), started together
+    runs = run_det_runners(out, [["--models", model, "--kill-at", str(KILL_AT)] for model in MODEL_NAMES])
+    for model, done in zip(MODEL_NAMES, runs, strict=True):
         assert done.returncode == -signal.SIGKILL, done.stderr
         assert not (out / model / "model.pt").exists()
         killed_at[model] = torch.load(out / model / "checkpoint.pt", weights_only=True)["step"]

@@ -48,13 +48,15 @@ def group_runs(runs: Sequence[Run]) -> Grouped:
     all_keys = sorted({k for key, _ in groups for k in key})
     # Only keys that differ between configurations label the rows; constant ones are noise.
     varying = [k for k in all_keys if len({repr(key.get(k)) for key, _ in groups}) > 1]
-    varying = _drop_derived(varying, [key for key, _ in groups])
+    varying = drop_derived_keys(varying, [key for key, _ in groups])
     varying.sort(key=lambda k: (COLUMN_ORDER.index(k) if k in COLUMN_ORDER else len(COLUMN_ORDER), k))
     groups.sort(key=lambda g: tuple(_sort_value(g[0].get(k)) for k in varying))
     return Grouped(groups=groups, key_columns=varying, missing=missing)
 
 
-def _drop_derived(columns: list[str], keys: list[dict[str, Any]]) -> list[str]:
+def drop_derived_keys(columns: list[str], keys: list[dict[str, Any]]) -> list[str]:
+    """``columns`` without the keys computed from others (DERIVED_KEYS: family from model, ...)
+    when the remaining columns still tell the configurations ``keys`` apart."""
     cols = list(columns)
     n_groups = len({tuple(repr(k.get(c)) for c in cols) for k in keys})
     for c in DERIVED_KEYS:

@@ -183,14 +183,14 @@ def varying_keys(configs: Sequence[dict[str, Any]]) -> list[str]:
     keys too when the others tell the runs apart), in the order ``dis_eval.results`` labels
     configurations."""
     from dis_eval.results import COLUMN_ORDER, NON_CONFIG_KEYS, SEED_KEYS
-    from dis_eval.results.grouping import _drop_derived
+    from dis_eval.results.grouping import drop_derived_keys
 
     keys = sorted({k for c in configs for k in c})
     out = [k for k in keys if k.split(".")[-1] not in SEED_KEYS | NON_CONFIG_KEYS
            and len({repr(c.get(k)) for c in configs}) > 1]
     # Keys computed from others (family from model, ...) only when the rest do not tell runs
     # apart: the rule `dis-eval compare` labels its rows by.
-    out = _drop_derived(out, list(configs))
+    out = drop_derived_keys(out, list(configs))
     return sorted(out, key=lambda k: (COLUMN_ORDER.index(k) if k in COLUMN_ORDER else len(COLUMN_ORDER), k))
 
 

@@ -3,8 +3,8 @@ the outcome; and the reaper, which puts the jobs of dead workers back in the que
 
 A worker is one process (``run_worker``); ``dis-eval serve --workers N`` starts N of them.
 Each job step runs in a child process (``dis-eval train`` ...) whose output goes to the job's
-log; the child is killed when its worker dies (``PR_SET_PDEATHSIG``), so a job never runs on
-without a worker that heartbeats for it. Every worker also reaps: a job whose heartbeat is
+log; the child is killed when its worker dies (``pipelines.child_processes``; a sweep job's own
+job processes with it), so a job never runs on without a worker that heartbeats for it. Every worker also reaps: a job whose heartbeat is
 older than ``stale_after_s`` is re-queued (``JobQueue.requeue_stale``), and its next attempt
 resumes (a training job from its checkpoint: see ``jobs.job_steps``).
 
@@ -26,20 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from dis_eval.errors import UserError
+from pipelines.child_processes import die_with_parent
 from pipelines.serve.queue import Job, JobQueue, new_worker_id
 from pipelines.serve.settings import ServeSettings
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In a job's child, before exec: receive SIGKILL when the worker dies (Linux)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:  # not Linux: the reaper still re-queues the job; the child may run on
-        pass
 
 
 def _last_error(log: Path) -> str | None:
@@ -71,7 +60,7 @@ def _run_step(argv: list[str], log: Path, queue: JobQueue, job: Job, worker: str
         fh.write(f"$ {' '.join(argv)}\n".encode())
         fh.flush()
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=_die_with_parent, start_new_session=True, cwd=os.getcwd())
+                                preexec_fn=die_with_parent, start_new_session=True, cwd=os.getcwd())
     next_beat = time.monotonic() + settings.heartbeat_s
     while True:
         try:
@@ -168,8 +157,8 @@ def run_worker(settings: ServeSettings, worker: str | None = None, stop: threadi
     queue = JobQueue(settings.db_path)
     worker = worker or new_worker_id()
     stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, sigterm_sets(stop)) if on_main_thread else None
     ran, next_reap, next_alive = 0, 0.0, 0.0
     try:
         while not stop.is_set() and (max_jobs is None or ran < max_jobs):
@@ -191,7 +180,20 @@ def run_worker(settings: ServeSettings, worker: str | None = None, stop: threadi
             ran += 1
     finally:
         queue.worker_gone(worker)
+        if on_main_thread:  # the caller's handler back (a test process, a fork of it, ...)
+            signal.signal(signal.SIGTERM, previous)
     return ran
+
+
+def sigterm_sets(stop: threading.Event) -> Any:
+    """A SIGTERM handler that sets ``stop`` from a new thread. Setting it in the handler itself
+    could wait forever: the handler runs in the main thread, maybe while that thread's
+    ``stop.wait`` holds the event's lock (seen: a worker hung on SIGTERM while idle)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        threading.Thread(target=stop.set, name="sigterm", daemon=True).start()
+
+    return handler
 
 
 # ---- --executor ray ------------------------------------------------------------------------------
@@ -280,15 +282,15 @@ def settings_from_json(text: str) -> ServeSettings:
     return ServeSettings(**json.loads(text))
 
 
-def spawn_worker(settings: ServeSettings, worker_id: str | None = None, max_jobs: int | None = None,
-                 die_with_parent: bool = True) -> subprocess.Popen:
+def spawn_worker(settings: ServeSettings, worker_id: str | None = None, max_jobs: int | None = None
+                 ) -> subprocess.Popen:
     """A worker in its own process (``dis-eval serve`` starts N; tests start and kill them)."""
     argv = [sys.executable, "-m", "pipelines.serve.worker", settings_to_json(settings)]
     if worker_id:
         argv += ["--worker-id", worker_id]
     if max_jobs is not None:
         argv += ["--max-jobs", str(max_jobs)]
-    return subprocess.Popen(argv, preexec_fn=_die_with_parent if die_with_parent else None, cwd=os.getcwd())
+    return subprocess.Popen(argv, preexec_fn=die_with_parent, cwd=os.getcwd())
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 
 from dis_eval.errors import UserError
 from dis_eval.run_dir import RunDir, read_json_object
+from pipelines.child_processes import die_with
 from pipelines.sweep.options import ExecutorOptions
 from pipelines.sweep.runner import JobFn, JobResult, run_job, write_failed
 from pipelines.sweep.spec import Job
@@ -66,9 +67,11 @@ class _Results:
 
 
 def _child_main(
-    job: Job, run_dir: str, job_fn: JobFn, token: str, options: ExecutorOptions, gpu: str | None = None,
+    job: Job, run_dir: str, job_fn: JobFn, token: str, options: ExecutorOptions, gpu: str | None,
+    sweep_pid: int,
 ) -> None:
     """Entry point of a local job process; its exit code carries the job's status."""
+    die_with(sweep_pid)  # no job outlives its sweep (its parent is the fork server, not the sweep)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch is imported by the job
     threads = max(1, (os.cpu_count() or 1) // options.n_jobs) if options.n_jobs > 1 else None
@@ -123,7 +126,7 @@ def run_local(
                 gpu = min(gpu_load, key=gpu_load.__getitem__) if gpu_load else None
                 proc = ctx.Process(
                     target=_child_main,
-                    args=(job, str(run_dir), job_fn, token, options, gpu),
+                    args=(job, str(run_dir), job_fn, token, options, gpu, os.getpid()),
                     name=f"sweep:{job.name}",
                 )
                 proc.start()
