@@ -7,7 +7,10 @@ bash scripts/install_browser.sh   # the system's Chromium for the browser tests,
 . .venv/bin/activate
 ruff check .
 set +e
-python -m pytest "$@"
+# Test files are shared out to DIS_EVAL_TEST_WORKERS processes (pytest-xdist; default 2, one
+# per core of the CI machine; 0 runs them in this process). A file's tests stay in one process,
+# so its module fixtures are built once.
+python -m pytest -n "${DIS_EVAL_TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
