@@ -10,7 +10,7 @@ set +e
 # Test files are shared out to DIS_EVAL_TEST_WORKERS processes (pytest-xdist; default 2, one
 # per core of the CI machine; 0 runs them in this process). A file's tests stay in one process,
 # so its module fixtures are built once.
-python -m pytest -n "${DIS_EVAL_TEST_WORKERS:-2}" --dist loadfile "$@"
+python -m pytest -n "${DIS_EVAL_TEST_WORKERS:-2}" --dist loadfile --durations=25 "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
