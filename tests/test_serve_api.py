@@ -272,3 +272,29 @@ def test_writes_need_the_token_beyond_loopback(root: Path) -> None:
     assert ok.status_code == 201
     assert c.delete(f"/api/jobs/{ok.json()['id']}").status_code == 401
     assert c.delete(f"/api/jobs/{ok.json()['id']}", headers={"X-Token": TOKEN}).json()["state"] == "cancelled"
+
+
+def test_run_cache_reuses_an_unchanged_run_and_rereads_a_changed_one(tmp_path: Path) -> None:
+    """The service keeps runs read (pipelines.serve.catalog.RunCache) only while their files are
+    unchanged: a rewritten, removed or re-created metrics.json or config is read again."""
+    from dis_eval.atomic import atomic_write_json
+    from pipelines.serve.catalog import RunCache
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: echo\nseed: 0\n")
+    atomic_write_json(run / "metrics.json", {"headline": {"mig": 0.1}})
+    cache = RunCache(size=1)
+    first = cache.load(run)
+    assert cache.load(run) is first and first.scores()["mig"] == 0.1
+    atomic_write_json(run / "metrics.json", {"headline": {"mig": 0.2}})  # how evaluate writes it
+    assert cache.load(run).scores()["mig"] == 0.2
+    (run / "metrics.json").unlink()
+    assert cache.load(run).metrics is None
+    (run / "config.yaml").write_text("model: echo\nseed: 1\n")
+    assert cache.load(run).seed == 1
+    other = tmp_path / "o"
+    shutil.copytree(run, other)
+    kept = cache.load(run)
+    cache.load(other)  # size 1: the least recently used run goes
+    assert cache.load(run) is not kept

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,7 +26,7 @@ from typing import Any
 
 from dis_eval.errors import UserError
 from dis_eval.results.keys import flatten, is_number
-from dis_eval.run_dir import CONFIG_FILE, RunDir, read_json_object
+from dis_eval.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, RunDir, read_json_object
 from pipelines.serve.settings import SERVICE_DIR, submissions_dir
 
 SUBMISSION_FILE = "submission.json"  # a submission's description (kind, name, files), beside its metrics.json
@@ -199,7 +202,56 @@ def resolve_run(root: Path, run_id: str) -> RunDir:
     return run
 
 
-def _load(root: Path, path: Path) -> Any:
+RUN_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)  # all that load_run reads
+RUN_CACHE_SIZE = 4096  # runs kept read (a few kB each)
+
+
+def _files_state(path: Path) -> tuple:
+    """(inode, size, modification time) of each file ``load_run`` reads (None when absent): any
+    write (the project's are atomic renames), edit, removal or re-creation changes it."""
+    out = []
+    for name in RUN_FILES:
+        try:
+            st = os.stat(path / name)
+        except FileNotFoundError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+class RunCache:
+    """Runs as last read, reused while their files are unchanged, so that pages and API calls do
+    not parse every run's config and metrics again on each request (a few stat calls a run
+    instead). Bounded (least recently used out), safe across the server's threads."""
+
+    def __init__(self, size: int = RUN_CACHE_SIZE) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Path, tuple[tuple, Any]] = OrderedDict()
+
+    def load(self, path: Path) -> Any:
+        """``dis_eval.results.load_run(path)``, from the cache when the files are as they were."""
+        state = _files_state(path)
+        with self._lock:
+            hit = self._entries.get(path)
+            if hit is not None and hit[0] == state:
+                self._entries.move_to_end(path)
+                return hit[1]
+        run = _read_run(path)
+        if _files_state(path) == state:  # not rewritten while it was read: keep it
+            with self._lock:
+                self._entries[path] = (state, run)
+                self._entries.move_to_end(path)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return run
+
+
+RUNS = RunCache()
+
+
+def _read_run(path: Path) -> Any:
     """``dis_eval.results.load_run``; an unreadable config is a run with a problem, not a crash."""
     from dis_eval.results import Run, load_run
 
@@ -207,6 +259,10 @@ def _load(root: Path, path: Path) -> Any:
         return load_run(path)
     except UserError as exc:
         return Run(path=path, config={}, metrics=None, summary=None, problems=[str(exc)])
+
+
+def _load(root: Path, path: Path) -> Any:
+    return RUNS.load(Path(path))
 
 
 def _scalar(value: Any) -> Scalar:
